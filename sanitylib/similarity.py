@@ -1,0 +1,251 @@
+"""Similarity between explanations: Adebayo et al. (2018), Section 3 and Appendix.
+
+Maps are first reduced and normalized the way the paper visualizes them:
+
+- *absolute*: sum |map| over channels, rescale min -> 99th percentile to [0, 1], clip;
+- *signed* (diverging): sum over channels, divide by the 99th percentile of |map|, clip to
+  [-1, 1] (``percentile=None``: divide by max |map|, the paper's choice for 2-D MNIST maps).
+
+Every metric takes two maps (H, W) or (C, H, W), or two batches (B, C, H, W), and returns one
+score per image as a float array. A pair whose score is undefined (a constant map, a map holding
+NaN) scores NaN and is counted by :func:`summarize`, never averaged in.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import stats
+from skimage.feature import hog
+from skimage.metrics import structural_similarity
+
+ArrayLike = np.ndarray | torch.Tensor
+METRICS = ("spearman_abs", "spearman", "ssim", "hog", "cosine", "pearson", "l2_distance")
+SSIM_VARIANTS = ("text", "code")
+
+
+def _numpy(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _image_batch(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Two (B, C, H, W) float arrays from two maps or two batches of matching shape."""
+    a, b = _numpy(a), _numpy(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}; compare maps of one shape")
+    if a.ndim == 2:
+        a, b = a[None, None], b[None, None]
+    elif a.ndim == 3:
+        a, b = a[None], b[None]
+    elif a.ndim != 4:
+        raise ValueError(f"expected a map (H, W) or (C, H, W) or a batch (B, C, H, W); got {a.shape}")
+    return a, b
+
+
+def _vector_batch(a: ArrayLike, b: ArrayLike, batched: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    """Two (B, N) arrays. ``batched=None`` treats 4-D input as a batch, 1-3-D as a single map."""
+    a, b = _numpy(a), _numpy(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}; compare maps of one shape")
+    if batched is None:
+        batched = a.ndim == 4
+    if batched and a.ndim < 2:
+        raise ValueError(f"a batch needs a leading batch axis; got shape {a.shape}")
+    return (a.reshape(len(a), -1), b.reshape(len(b), -1)) if batched else \
+        (a.reshape(1, -1), b.reshape(1, -1))
+
+
+def normalize_absolute(maps: ArrayLike, percentile: float | None = 99.0) -> np.ndarray:
+    """(B, H, W): sum |map| over channels, min -> percentile rescaled to [0, 1] and clipped.
+
+    A constant map (or one whose percentile equals its minimum) becomes NaN.
+    """
+    m = np.abs(_as_images(maps)).sum(1)
+    flat = m.reshape(len(m), -1)
+    vmin = flat.min(1)
+    vmax = flat.max(1) if percentile is None else np.percentile(flat, percentile, axis=1)
+    scale = vmax - vmin
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (m - vmin[:, None, None]) / np.where(scale > 0, scale, np.nan)[:, None, None]
+    return np.clip(out, 0.0, 1.0)
+
+
+def normalize_signed(maps: ArrayLike, percentile: float | None = 99.0) -> np.ndarray:
+    """(B, H, W): sum over channels, divided by the percentile (or max) of |map|, clipped to [-1, 1].
+
+    An all-zero map becomes NaN.
+    """
+    m = _as_images(maps).sum(1)
+    flat = np.abs(m.reshape(len(m), -1))
+    scale = flat.max(1) if percentile is None else np.percentile(flat, percentile, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = m / np.where(scale > 0, scale, np.nan)[:, None, None]
+    return np.clip(out, -1.0, 1.0)
+
+
+def _as_images(maps: ArrayLike) -> np.ndarray:
+    m = _numpy(maps)
+    return m[None, None] if m.ndim == 2 else m[None] if m.ndim == 3 else m
+
+
+def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair; NaN where a row is constant or holds NaN."""
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(1) / denominator, np.nan)
+
+
+def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each row pair (SciPy's ranks, ties averaged)."""
+    bad = np.isnan(a).any(1) | np.isnan(b).any(1)
+    ranks_a = stats.rankdata(np.nan_to_num(a), axis=1)
+    ranks_b = stats.rankdata(np.nan_to_num(b), axis=1)
+    rho = _rowwise_pearson(ranks_a, ranks_b)
+    rho[bad] = np.nan
+    return rho
+
+
+def spearman(a: ArrayLike, b: ArrayLike, absolute: bool = True, percentile: float | None = 99.0
+             ) -> np.ndarray:
+    """Spearman rank correlation of the normalized maps (absolute or signed), one per image."""
+    a, b = _image_batch(a, b)
+    norm = normalize_absolute if absolute else normalize_signed
+    na, nb = norm(a, percentile), norm(b, percentile)
+    return _rowwise_spearman(na.reshape(len(na), -1), nb.reshape(len(nb), -1))
+
+
+def ssim(a: ArrayLike, b: ArrayLike, variant: str = "text", data_range: float | None = None,
+         percentile: float | None = 99.0) -> np.ndarray:
+    """Structural similarity of the 2-D maps, with scikit-image, one score per image.
+
+    ``variant="text"`` (the paper's text): signed maps in [-1, 1], uniform 5x5 window,
+    ``data_range`` 2. ``variant="code"`` (the released code): absolute maps min-max scaled to
+    [0, 1], Gaussian window (sigma 1.5, 11 px), and ``data_range`` 2, the default the code's
+    ``compare_ssim`` picked for float input although the maps span 1.
+    """
+    if variant not in SSIM_VARIANTS:
+        raise ValueError(f"unknown SSIM variant {variant!r}; valid choices: {SSIM_VARIANTS}")
+    a, b = _image_batch(a, b)
+    if variant == "text":
+        na, nb = normalize_signed(a, percentile), normalize_signed(b, percentile)
+        options = dict(win_size=5)
+    else:
+        na, nb = normalize_absolute(a, None), normalize_absolute(b, None)
+        options = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    data_range = 2.0 if data_range is None else data_range
+    bad = np.isnan(na).reshape(len(na), -1).any(1) | np.isnan(nb).reshape(len(nb), -1).any(1)
+    # The batch goes through scikit-image in one call as channels; its per-channel SSIM images
+    # are then averaged per image exactly as structural_similarity does (border cropped).
+    _, full = structural_similarity(np.nan_to_num(na), np.nan_to_num(nb), channel_axis=0,
+                                    full=True, data_range=data_range, **options)
+    win = options.get("win_size") or 2 * int(3.5 * 1.5 + 0.5) + 1
+    pad = (win - 1) // 2
+    scores = full[:, pad:full.shape[1] - pad, pad:full.shape[2] - pad].mean(axis=(1, 2))
+    scores[bad] = np.nan
+    return scores
+
+
+def hog_similarity(a: ArrayLike, b: ArrayLike, method: str = "pearson",
+                   pixels_per_cell: tuple[int, int] | None = None) -> np.ndarray:
+    """Correlation of the HOG features of the absolute normalized maps, one per image.
+
+    9 orientations, 3x3 cells per block; ``pixels_per_cell`` defaults to the original code's
+    (16, 16) for images of 48 px or more and (4, 4) for MNIST-sized maps. ``method``: "pearson"
+    (the paper's text) or "spearman" (the code).
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"unknown method {method!r}; valid choices: pearson, spearman")
+    a, b = _image_batch(a, b)
+    na, nb = normalize_absolute(a), normalize_absolute(b)
+    if pixels_per_cell is None:
+        pixels_per_cell = (16, 16) if min(na.shape[1:]) >= 48 else (4, 4)
+
+    def features(maps: np.ndarray) -> np.ndarray:
+        # scikit-image's hog takes one image at a time.
+        return np.stack([hog(np.nan_to_num(m), orientations=9, pixels_per_cell=pixels_per_cell,
+                             cells_per_block=(3, 3)) if not np.isnan(m).any()
+                         else np.full(_hog_length(m.shape, pixels_per_cell), np.nan)
+                         for m in maps])
+
+    fa, fb = features(na), features(nb)
+    return _rowwise_pearson(fa, fb) if method == "pearson" else _rowwise_spearman(fa, fb)
+
+
+def _hog_length(shape: tuple[int, ...], cell: tuple[int, int]) -> int:
+    cells = (shape[0] // cell[0], shape[1] // cell[1])
+    return (cells[0] - 2) * (cells[1] - 2) * 9 * 9
+
+
+def cosine(a: ArrayLike, b: ArrayLike, batched: bool | None = None) -> np.ndarray:
+    """Cosine similarity of the raw flattened maps; NaN when either is all zero."""
+    a, b = _vector_batch(a, b, batched)
+    denominator = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(1) / denominator, np.nan)
+
+
+def pearson(a: ArrayLike, b: ArrayLike, batched: bool | None = None) -> np.ndarray:
+    """Pearson correlation of the raw flattened maps; NaN when either is constant."""
+    return _rowwise_pearson(*_vector_batch(a, b, batched))
+
+
+def l2_distance(a: ArrayLike, b: ArrayLike, batched: bool | None = None) -> np.ndarray:
+    """Euclidean distance of the raw flattened maps (a distance: lower means more similar)."""
+    a, b = _vector_batch(a, b, batched)
+    return np.linalg.norm(a - b, axis=1)
+
+
+_METRIC_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "spearman_abs": lambda a, b, **kw: spearman(a, b, absolute=True, **kw),
+    "spearman": lambda a, b, **kw: spearman(a, b, absolute=False, **kw),
+    "ssim": ssim, "hog": hog_similarity, "cosine": cosine, "pearson": pearson,
+    "l2_distance": l2_distance,
+}
+
+
+def compare(a: ArrayLike, b: ArrayLike, metric: str, **options: object) -> np.ndarray:
+    """Score per image under ``metric`` (one of :data:`METRICS`)."""
+    if metric not in _METRIC_FUNCTIONS:
+        raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    return _METRIC_FUNCTIONS[metric](a, b, **options)
+
+
+def random_baseline(metric: str, shape: tuple[int, ...], n: int = 100, seed: int = 0,
+                    **options: object) -> np.ndarray:
+    """Scores of ``n`` pairs of unrelated random maps (standard normal) of ``shape`` (C, H, W).
+
+    The paper's calibration: what a metric says about two maps that share nothing.
+    """
+    generator = np.random.default_rng(seed)
+    a = generator.standard_normal((n, *shape))
+    b = generator.standard_normal((n, *shape))
+    return compare(a, b, metric, **options)
+
+
+def summarize(scores: ArrayLike, confidence: float = 0.95) -> dict[str, float]:
+    """Mean and a t confidence interval of the defined scores; NaNs are counted, not averaged.
+
+    Returns ``mean``, ``low``, ``high``, ``std``, ``n`` (defined scores) and ``n_undefined``.
+    """
+    values = _numpy(scores).ravel()
+    defined = values[~np.isnan(values)]
+    n_undefined = int(values.size - defined.size)
+    if n_undefined:
+        warnings.warn(f"{n_undefined} of {values.size} scores are undefined (constant or NaN "
+                      "maps) and left out of the summary", stacklevel=2)
+    if defined.size == 0:
+        return {"mean": np.nan, "low": np.nan, "high": np.nan, "std": np.nan, "n": 0,
+                "n_undefined": n_undefined}
+    mean = float(defined.mean())
+    std = float(defined.std(ddof=1)) if defined.size > 1 else 0.0
+    half = float(stats.t.ppf(0.5 + confidence / 2, defined.size - 1) * std / np.sqrt(defined.size)) \
+        if defined.size > 1 else 0.0
+    return {"mean": mean, "low": mean - half, "high": mean + half, "std": std,
+            "n": int(defined.size), "n_undefined": n_undefined}
