@@ -1,0 +1,72 @@
+"""Cache and trainer: keyed, checked, deterministic (issue 2)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from sanitylib.cache import cache_dir, cached, config_key
+from sanitylib.data import ImageDataset
+from sanitylib.training import TrainConfig, permute_labels, train
+
+
+def tiny_data() -> ImageDataset:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 1, 28, 28, generator=g)
+    y = torch.arange(120) % 10
+    x[torch.arange(120), 0, y, y] = 5.0  # a learnable signal: one bright pixel per class
+    return ImageDataset("mnist", x[:100], y[:100], x[100:], y[100:], "synthetic test data")
+
+
+def test_cache_reuses_then_rebuilds_stale_or_corrupt_entries():
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"value": torch.arange(3)}
+
+    config = {"a": 1}
+    assert torch.equal(cached("t", config, build)["value"], torch.arange(3))
+    cached("t", config, build)
+    assert len(calls) == 1
+    payload = cache_dir() / "t" / f"{config_key(config)}.pt"
+    payload.write_bytes(payload.read_bytes()[:-5] + b"xxxxx")
+    with pytest.warns(UserWarning, match="corrupt"):
+        cached("t", config, build)
+    manifest = payload.with_suffix(".json")
+    manifest.write_text(manifest.read_text().replace('"a": 1', '"a": 2'))
+    with pytest.warns(UserWarning, match="stale"):
+        cached("t", config, build)
+    assert len(calls) == 3
+
+
+def test_training_is_deterministic_cached_and_reports_accuracy():
+    config = TrainConfig("mlp", "mnist", epochs=3, lr=1e-3, batch_size=20)
+    first = train(config, tiny_data(), verbose=False)
+    assert first.epochs_run == 3 and first.train_accuracy > 0.5
+    for d in cache_dir().glob("models/*.pt"):
+        d.unlink()
+        d.with_suffix(".json").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = train(config, tiny_data(), verbose=False)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert first.summary()["source"] == "synthetic test data"
+
+
+def test_permuted_labels_keep_the_label_counts():
+    labels = torch.arange(1000) % 10
+    shuffled = permute_labels(labels, 1.0, seed=0)
+    assert torch.equal(torch.bincount(shuffled), torch.bincount(labels))
+    assert (shuffled == labels).float().mean() < 0.2
+    half = permute_labels(labels, 0.5, seed=0)
+    assert 0.5 <= (half == labels).float().mean() < 0.6
+    assert torch.equal(permute_labels(labels, 0.0, seed=0), labels)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="valid choices: true, permuted"):
+        TrainConfig(labels="random")
