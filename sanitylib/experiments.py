@@ -1,0 +1,192 @@
+"""Run the sanity checks end to end: explain, randomize, compare, tabulate.
+
+The loop of Adebayo et al. (2018), Sections 3-4, over methods, randomization steps, seeds and
+images, producing tidy tables (one row per model, dataset, method, order, block, metric, seed,
+image) that the chapters plot and write to ``results/``. Explanation maps are cached keyed by the
+model's weights, the inputs and every setting, so re-running a chapter is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from sanitylib.cache import cached
+from sanitylib.randomization import block_paths, randomize
+from sanitylib.saliency import METHODS, explain, predicted_class
+from sanitylib.similarity import compare, random_baseline
+
+TARGETS = ("recompute", "fixed")
+DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
+
+
+def fingerprint(*tensors: torch.Tensor | nn.Module) -> str:
+    """SHA-256 (16 hex digits) of tensors or of a model's state dict: part of cache keys."""
+    digest = hashlib.sha256()
+    for item in tensors:
+        values = item.state_dict().values() if isinstance(item, nn.Module) else [item]
+        for value in values:
+            array = value.detach().cpu().contiguous().numpy()
+            digest.update(str(array.shape).encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
+                target: torch.Tensor | None = None,
+                options: Mapping[str, Mapping[str, object]] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """``{method: maps}`` for every method, with per-method keyword options."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
+    options = options or {}
+    return {m: explain(model, inputs, m, target=target, **dict(options.get(m, {})))
+            for m in methods}
+
+
+@dataclass
+class RandomizationRun:
+    """Maps of every randomization step and their similarity to the original model's maps."""
+
+    scores: pd.DataFrame
+    steps: list[str]
+    #: ``maps[seed][step][method]``: maps of the first ``keep_maps`` inputs.
+    maps: dict[int, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
+    #: Test-time predictions of each step's model: ``predictions[seed][step]``.
+    predictions: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def _step_maps(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], order: str,
+               init: str, seed: int, blocks: Sequence[str] | Mapping[str, str] | None,
+               target: str, options: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """Explain the inputs under every randomization step of one seed (the cached unit)."""
+    steps: dict[str, dict[str, torch.Tensor]] = {}
+    predictions: dict[str, torch.Tensor] = {}
+    fixed = None
+    for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed):
+        predictions[step] = predicted_class(randomized, inputs)
+        if step == "original":
+            fixed = predictions[step]
+        labels = fixed if target == "fixed" else None
+        steps[step] = explain_all(randomized, inputs, methods, labels, options)
+    return {"steps": steps, "predictions": predictions}
+
+
+def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], *,
+                      order: str = "cascading", init: str = "default",
+                      seeds: Sequence[int] = (0,), metrics: Sequence[str] = DEFAULT_METRICS,
+                      blocks: Sequence[str] | Mapping[str, str] | None = None,
+                      target: str = "recompute",
+                      options: Mapping[str, Mapping[str, object]] | None = None,
+                      labels: Mapping[str, object] | None = None, keep_maps: int = 0,
+                      metric_options: Mapping[str, Mapping[str, object]] | None = None,
+                      verbose: bool = True) -> RandomizationRun:
+    """The model parameter randomization test for one model.
+
+    Args:
+        model, inputs: the trained model and the inputs to explain.
+        methods: names from :data:`sanitylib.saliency.METHODS`.
+        order, init, blocks: see :func:`sanitylib.randomization.randomize`.
+        seeds: randomization seeds; every seed re-draws every block.
+        metrics: names from :data:`sanitylib.similarity.METRICS`.
+        target: ``"recompute"`` explains each step's own argmax (the original code);
+            ``"fixed"`` keeps the trained model's predicted class (as Quantus does).
+        options: per-method keyword options for :func:`sanitylib.saliency.explain`.
+        labels: constant columns for the table (e.g. ``{"model": "cnn", "dataset": "mnist"}``).
+        keep_maps: keep the maps of this many first inputs for figures.
+        metric_options: per-metric keyword options for :func:`sanitylib.similarity.compare`.
+
+    Returns:
+        A :class:`RandomizationRun` whose ``scores`` has one row per
+        (seed, step, method, metric, image).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
+    options = {m: dict(o) for m, o in (options or {}).items()}
+    step_names = ["original"] + list(block_paths(model, blocks))
+    if order == "bottom_up":
+        step_names = ["original"] + step_names[:0:-1]
+    rows: list[pd.DataFrame] = []
+    run = RandomizationRun(pd.DataFrame(), step_names)
+    for seed in seeds:
+        key = {"model": fingerprint(model), "inputs": fingerprint(inputs), "methods": list(methods),
+               "order": order, "init": init, "seed": seed, "target": target,
+               "blocks": blocks if blocks is None or isinstance(blocks, Mapping) else list(blocks),
+               "options": options}
+        if verbose:
+            print(f"  {order} / {init} / seed {seed}: {len(step_names)} steps x "
+                  f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
+        result = cached("explanations", key, lambda: _step_maps(
+            model, inputs, methods, order, init, seed, blocks, target, options))
+        steps = result["steps"]
+        for step in step_names:
+            for method in methods:
+                for metric in metrics:
+                    values = compare(steps["original"][method], steps[step][method], metric,
+                                     **dict((metric_options or {}).get(metric, {})))
+                    rows.append(pd.DataFrame({
+                        **(labels or {}), "method": method, "order": order, "init": init,
+                        "target": target, "block": step, "step": step_names.index(step),
+                        "metric": metric, "seed": seed, "image": np.arange(len(values)),
+                        "value": values}))
+        if keep_maps:
+            run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
+        run.predictions[seed] = result["predictions"]
+    run.scores = pd.concat(rows, ignore_index=True)
+    return run
+
+
+def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.Tensor],
+                metrics: Sequence[str] = DEFAULT_METRICS,
+                labels: Mapping[str, object] | None = None,
+                metric_options: Mapping[str, Mapping[str, object]] | None = None) -> pd.DataFrame:
+    """Tidy similarity table of two sets of maps, method by method (e.g. the data randomization
+    test: true-label model against permuted-label model)."""
+    rows = []
+    for method in maps_a:
+        for metric in metrics:
+            values = compare(maps_a[method], maps_b[method], metric,
+                             **dict((metric_options or {}).get(metric, {})))
+            rows.append(pd.DataFrame({**(labels or {}), "method": method, "metric": metric,
+                                      "image": np.arange(len(values)), "value": values}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100, seed: int = 0,
+                   metric_options: Mapping[str, Mapping[str, object]] | None = None
+                   ) -> pd.DataFrame:
+    """The random-mask baseline: mean and 2.5-97.5 % band of each metric on unrelated random maps."""
+    rows = []
+    for metric in metrics:
+        values = random_baseline(metric, shape, n=n, seed=seed,
+                                 **dict((metric_options or {}).get(metric, {})))
+        values = values[~np.isnan(values)]
+        rows.append({"metric": metric, "mean": float(values.mean()),
+                     "low": float(np.percentile(values, 2.5)),
+                     "high": float(np.percentile(values, 97.5)), "n": int(values.size)})
+    return pd.DataFrame(rows)
+
+
+def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95
+                     ) -> pd.DataFrame:
+    """Mean and t interval of ``value`` per group, over images and seeds; NaNs counted apart."""
+    from scipy import stats
+
+    def one(group: pd.Series) -> pd.Series:
+        values = group.to_numpy(dtype=float)
+        defined = values[~np.isnan(values)]
+        n = defined.size
+        mean = defined.mean() if n else np.nan
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * defined.std(ddof=1) / np.sqrt(n) \
+            if n > 1 else 0.0
+        return pd.Series({"mean": mean, "low": mean - half, "high": mean + half, "n": n,
+                          "n_undefined": values.size - n})
+
+    return scores.groupby(list(by), sort=False)["value"].apply(one).unstack().reset_index()

@@ -1,0 +1,109 @@
+"""Figures of the book: sample inputs, mask grids, similarity curves.
+
+Absolute maps are drawn in grayscale and signed maps with a diverging colormap, after the paper's
+normalizations (:mod:`sanitylib.similarity`), as in Adebayo et al. (2018), Figs. 2-6.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from sanitylib.data import ImageDataset
+
+
+def _image(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor in [0, 1] -> an array imshow accepts."""
+    array = x.detach().cpu().numpy()
+    return array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0)).clip(0, 1)
+
+
+def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Figure:
+    """A row of test images with their labels for each dataset."""
+    fig, axes = plt.subplots(len(datasets), per_dataset, squeeze=False,
+                             figsize=(1.3 * per_dataset, 1.5 * len(datasets)))
+    for row, data in zip(axes, datasets):
+        for i, ax in enumerate(row):
+            ax.imshow(_image(data.x_test[i]), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(data.classes[int(data.y_test[i])], fontsize=8)
+            ax.axis("off")
+        row[0].text(-0.3, 0.5, data.name, transform=row[0].transAxes, rotation=90,
+                    va="center", ha="right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def mask_grid(maps: dict[str, dict[str, torch.Tensor]], steps: Sequence[str],
+              methods: Sequence[str], image: torch.Tensor, index: int = 0,
+              mode: str = "absolute", labels: dict[str, str] | None = None,
+              percentile: float | None = 99.0) -> Figure:
+    """The paper's randomization grid: rows are methods, columns the original model then each
+    randomized step, for input ``index``; ``mode`` is "absolute" (grayscale) or "signed"
+    (diverging)."""
+    from sanitylib.similarity import normalize_absolute, normalize_signed
+
+    if mode not in ("absolute", "signed"):
+        raise ValueError(f"unknown mode {mode!r}; valid choices: absolute, signed")
+    fig, axes = plt.subplots(len(methods), len(steps) + 1, squeeze=False,
+                             figsize=(1.1 * (len(steps) + 1), 1.15 * len(methods) + 0.4))
+    for r, method in enumerate(methods):
+        axes[r, 0].imshow(_image(image), cmap="gray")
+        axes[r, 0].set_ylabel((labels or {}).get(method, method), rotation=0, ha="right",
+                              va="center", fontsize=8)
+        for c, step in enumerate(steps, start=1):
+            m = maps[step][method][index:index + 1]
+            if mode == "absolute":
+                axes[r, c].imshow(normalize_absolute(m, percentile)[0], cmap="gray", vmin=0, vmax=1)
+            else:
+                axes[r, c].imshow(normalize_signed(m, percentile)[0], cmap="bwr", vmin=-1, vmax=1)
+            if r == 0:
+                axes[r, c].set_title(step, fontsize=7, rotation=45, ha="left")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("input", fontsize=7, rotation=45, ha="left")
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig
+
+
+def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequence[str],
+                      steps: Sequence[str], labels: dict[str, str] | None = None,
+                      metric_labels: dict[str, str] | None = None, title: str = "") -> Figure:
+    """Similarity to the original maps against randomization step, one panel per metric.
+
+    ``summary``: rows of (method, metric, block, mean, low, high); ``baseline``: rows of
+    (metric, mean, low, high), drawn as a grey band (two unrelated random maps).
+    """
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=False,
+                             figsize=(3.6 * len(metrics), 3.4))
+    x = np.arange(len(steps))
+    for ax, metric in zip(axes[0], metrics):
+        base = baseline[baseline.metric == metric]
+        if len(base):
+            ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color="0.85",
+                       label="random maps", zorder=0)
+        for method in methods:
+            rows = summary[(summary.method == method) & (summary.metric == metric)]
+            rows = rows.set_index("block").reindex(steps)
+            line, = ax.plot(x, rows["mean"], marker="o", ms=3,
+                            label=(labels or {}).get(method, method))
+            ax.fill_between(x, rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
+        ax.set_xticks(x, steps, rotation=60, ha="right", fontsize=7)
+        ax.set_title((metric_labels or {}).get(metric, metric), fontsize=9)
+        ax.set_ylim(-0.3, 1.05)
+        ax.axhline(0, color="0.5", lw=0.5)
+    axes[0, 0].set_ylabel("similarity to original maps")
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+METRIC_LABELS = {"spearman_abs": "Spearman (absolute)", "spearman": "Spearman (signed)",
+                 "ssim": "SSIM", "hog": "HOG similarity", "cosine": "cosine",
+                 "pearson": "Pearson", "l2_distance": "L2 distance"}
