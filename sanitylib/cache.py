@@ -72,7 +72,7 @@ def cached(kind: str, config: dict[str, Any], build: Callable[[], T],
         warnings.warn(f"cache entry {kind}/{key} is {problem}; rebuilding it", stacklevel=2)
     value = build()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = payload.with_suffix(".tmp")
+    tmp = payload.with_suffix(f".{os.getpid()}.tmp")  # concurrent writers never collide
     torch.save(value, tmp)
     tmp.replace(payload)
     manifest.write_text(json.dumps({"config": _normalised(config), "sha256": _sha256(payload),
