@@ -10,7 +10,6 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
 export SANITYLIB_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: book test notebooks html data venv bench lint clean
 

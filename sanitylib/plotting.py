@@ -70,6 +70,14 @@ def mask_grid(maps: dict[str, dict[str, torch.Tensor]], steps: Sequence[str],
     return fig
 
 
+#: Line colours: tab10 without its grey, which is kept for the random-map band.
+_PALETTE = [plt.cm.tab10(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["black", "olive", "navy"]
+
+
+def _color(names: Sequence[str], name: str):
+    return _PALETTE[list(names).index(name) % len(_PALETTE)]
+
+
 def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequence[str],
                       steps: Sequence[str], labels: dict[str, str] | None = None,
                       metric_labels: dict[str, str] | None = None, title: str = "") -> Figure:
@@ -89,7 +97,7 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
         for method in methods:
             rows = summary[(summary.method == method) & (summary.metric == metric)]
             rows = rows.set_index("block").reindex(steps)
-            line, = ax.plot(x, rows["mean"], marker="o", ms=3,
+            line, = ax.plot(x, rows["mean"], marker="o", ms=3, color=_color(methods, method),
                             label=(labels or {}).get(method, method))
             ax.fill_between(x, rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
         ax.set_xticks(x, steps, rotation=60, ha="right", fontsize=7)
@@ -107,3 +115,31 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
 METRIC_LABELS = {"spearman_abs": "Spearman (absolute)", "spearman": "Spearman (signed)",
                  "ssim": "SSIM", "hog": "HOG similarity", "cosine": "cosine",
                  "pearson": "Pearson", "l2_distance": "L2 distance"}
+
+
+def variant_points(summary, variant: str, values: Sequence[str], methods: Sequence[str],
+                   metric: str, labels: dict[str, str] | None = None, title: str = "") -> Figure:
+    """Mean similarity with its interval per method (rows), one marker per ``variant`` value.
+
+    ``summary``: rows of (method, metric, <variant>, mean, low, high), e.g. after full
+    randomization under several re-initialization schemes.
+    """
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(methods) + 1.0))
+    y = np.arange(len(methods))
+    offsets = np.linspace(-0.25, 0.25, len(values)) if len(values) > 1 else [0.0]
+    for offset, value in zip(offsets, values):
+        rows = summary[(summary.metric == metric) & (summary[variant] == value)]
+        rows = rows.set_index("method").reindex(methods)
+        ax.errorbar(rows["mean"], y + offset, xerr=[rows["mean"] - rows["low"],
+                                                     rows["high"] - rows["mean"]],
+                    fmt="o", ms=4, capsize=2, color=_color(values, value), label=str(value))
+    ax.set_yticks(y, [(labels or {}).get(m, m) for m in methods], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.5)
+    ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} to the original maps")
+    ax.legend(title=variant, fontsize=7, title_fontsize=8, loc="center left",
+              bbox_to_anchor=(1.0, 0.5))
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,72 @@
+"""The parameter randomization chapters' helpers (issue 4)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from sanitylib.experiments import baseline_table, randomization_run
+from sanitylib.models import build, untrained_inception_v3
+from sanitylib.parameter_randomization import (PAPER_FINDINGS, agreement, method_options,
+                                               methods_for, run_models, verdict_table)
+from sanitylib.saliency import METHODS
+
+
+def test_every_method_has_a_paper_finding_and_the_mlp_has_no_gradcam():
+    assert set(PAPER_FINDINGS) == set(METHODS)
+    assert "gradcam" not in methods_for(build("mlp")) and len(methods_for(build("cnn"))) == 9
+
+
+def test_method_options_set_steps_and_samples():
+    options = method_options(ig_steps=7, samples=3)
+    assert options["integrated_gradients"] == {"steps": 7}
+    assert options["ig_smoothgrad"] == {"samples": 3, "seed": 0, "steps": 7}
+
+
+def test_run_models_gives_tidy_rows_for_every_step_seed_method_metric_and_image():
+    torch.manual_seed(0)
+    models = {("cnn", "mnist"): build("cnn")}
+    inputs = {"mnist": torch.rand(3, 1, 28, 28)}
+    scores, runs = run_models(models, inputs, seeds=[0, 1], methods=["gradient", "gradcam"],
+                              metrics=["spearman_abs", "ssim"], keep_maps=1, verbose=False)
+    assert len(scores) == 2 * 5 * 2 * 2 * 3  # seeds x steps x methods x metrics x images
+    for column in ("model", "dataset", "method", "order", "block", "metric", "seed", "image", "value"):
+        assert column in scores
+    original = scores[scores.block == "original"]
+    assert (original.value.round(6) == 1.0).all()
+    assert runs["cnn", "mnist"].maps[0]["conv1"]["gradient"].shape == (1, 1, 28, 28)
+
+
+def test_verdict_separates_a_method_that_changes_from_one_that_does_not():
+    rows = []
+    for method, value in (("gradient", 0.0), ("guided_backprop", 0.9)):
+        for image in range(20):
+            noise = 0.01 * ((image % 5) - 2)
+            rows.append({"model": "cnn", "dataset": "mnist", "order": "cascading",
+                         "method": method, "metric": "spearman_abs", "step": 4, "block": "conv1",
+                         "seed": 0, "image": image, "value": value + noise})
+    baseline = pd.DataFrame([{"metric": "spearman_abs", "mean": 0.0, "low": -0.07, "high": 0.07,
+                              "n": 100}])
+    verdicts = verdict_table(pd.DataFrame(rows), baseline).set_index("method")
+    assert verdicts.loc["gradient", "verdict"] == "like random maps"
+    assert verdicts.loc["guided_backprop", "verdict"] == "still similar"
+    assert (agreement(verdicts.reset_index())["agrees with paper"] == "yes").all()
+
+
+def test_inception_mechanics_run_on_two_blocks():
+    # Random weights only exercise the mechanics here; the chapters use pretrained weights.
+    model = untrained_inception_v3(seed=0)
+    run = randomization_run(model, torch.randn(1, 3, 299, 299), ["gradient"],
+                            blocks=["Logits", "Mixed_7c"], metrics=["spearman_abs"], verbose=False)
+    assert run.steps == ["original", "Logits", "Mixed_7c"] and len(run.scores) == 3
+
+
+def test_unknown_target_mode_is_rejected():
+    with pytest.raises(ValueError, match="valid choices: recompute, fixed"):
+        randomization_run(build("cnn"), torch.rand(1, 1, 28, 28), ["gradient"], target="label")
+
+
+def test_baseline_band_brackets_its_mean():
+    table = baseline_table(["spearman_abs", "hog"], (1, 28, 28), n=40).set_index("metric")
+    assert (table["low"] < table["mean"]).all() and (table["mean"] < table["high"]).all()
