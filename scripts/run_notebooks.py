@@ -10,6 +10,7 @@ notebook declares in its ``parameters`` cell are passed to it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ def main() -> int:
             print(f"unknown notebook(s) {unknown}; valid choices: {', '.join(names)}")
             return 2
         names = [n for n in names if n in args.only]
+    # The kernels inherit these: results and caches land in the repository, not in notebooks/.
+    os.environ.setdefault("SANITYLIB_RESULTS", str(ROOT / "results"))
+    os.environ.setdefault("SANITYLIB_CACHE", str(ROOT / ".cache"))
     out_dir = ROOT / "book" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
