@@ -1,0 +1,89 @@
+"""Explanations per second for each method: sanitylib's batched ``explain`` against a
+straightforward per-image Captum loop, from the same run (issue 3).
+
+Random weights are fine for timing. Usage:
+    python benchmarks/explain_throughput.py [--images 32] [--steps 50] [--samples 50]
+                                            [--inception-images 2] [--skip-inception]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+from captum.attr import (GuidedBackprop, GuidedGradCam, InputXGradient, IntegratedGradients,
+                         LayerAttribution, LayerGradCam, NoiseTunnel, Saliency)
+
+from sanitylib.models import GRADCAM_LAYER, build, untrained_inception_v3, with_module_relus
+from sanitylib.saliency import METHODS, explain, predicted_class
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def captum_one(model, guided, layer, x, target, method, steps, samples):
+    """One image through Captum's own classes, the way a user would call them."""
+    sigma = float(0.15 * (x.max() - x.min()))
+    if method == "gradient":
+        return Saliency(model).attribute(x, target=target, abs=False)
+    if method == "gradient_x_input":
+        return InputXGradient(model).attribute(x, target=target)
+    if method == "integrated_gradients":
+        return IntegratedGradients(model).attribute(x, target=target, n_steps=steps)
+    if method in ("smoothgrad", "vargrad"):
+        return NoiseTunnel(Saliency(model)).attribute(
+            x, target=target, nt_type=method, nt_samples=samples, stdevs=sigma, abs=False)
+    if method == "ig_smoothgrad":
+        return NoiseTunnel(IntegratedGradients(model)).attribute(
+            x, target=target, nt_type="smoothgrad", nt_samples=samples, stdevs=sigma, n_steps=steps)
+    if method == "guided_backprop":
+        return GuidedBackprop(guided).attribute(x, target=target)
+    if method == "gradcam":
+        cam = LayerGradCam(model, model.get_submodule(layer)).attribute(
+            x, target=target, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(x.shape[2:]), "bilinear")
+    return GuidedGradCam(guided, guided.get_submodule(layer)).attribute(x, target=target)
+
+
+def bench(name, model, inputs, steps, samples):
+    targets = predicted_class(model, inputs)
+    guided = with_module_relus(model)
+    for p in list(model.parameters()) + list(guided.parameters()):
+        p.requires_grad_(False)
+    layer = GRADCAM_LAYER[name]
+    print(f"\n{name}: {len(inputs)} images {tuple(inputs.shape[1:])}, IG steps {steps}, "
+          f"noise samples {samples}")
+    print(f"{'method':22s} {'sanitylib /s':>13s} {'captum loop /s':>15s} {'ratio':>7s}")
+    for method in METHODS:
+        t0 = time.perf_counter()
+        explain(model, inputs, method, target=targets, steps=steps, samples=samples)
+        ours = len(inputs) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for i in range(len(inputs)):
+            captum_one(model, guided, layer, inputs[i:i + 1].clone().requires_grad_(),
+                       int(targets[i]), method, steps, samples)
+        theirs = len(inputs) / (time.perf_counter() - t0)
+        print(f"{method:22s} {ours:13.2f} {theirs:15.2f} {ours / theirs:7.1f}x", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--inception-images", type=int, default=2)
+    parser.add_argument("--inception-steps", type=int, default=10)
+    parser.add_argument("--inception-samples", type=int, default=5)
+    parser.add_argument("--skip-inception", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench("cnn", build("cnn").eval(), torch.rand(args.images, 1, 28, 28), args.steps, args.samples)
+    if not args.skip_inception:
+        bench("inception_v3", untrained_inception_v3(), torch.randn(args.inception_images, 3, 299, 299),
+              args.inception_steps, args.inception_samples)
+
+
+if __name__ == "__main__":
+    main()
