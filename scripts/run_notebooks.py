@@ -10,6 +10,7 @@ notebook declares in its ``parameters`` cell are passed to it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -45,6 +46,9 @@ def main() -> int:
     parser.add_argument("--profile", default="book")
     parser.add_argument("--only", nargs="*", default=None, help="notebook names to run")
     args = parser.parse_args()
+    # papermill's log_output goes through its logger: show cell output (training epochs) live.
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
     profiles = yaml.safe_load((ROOT / "profiles.yml").read_text())
     if args.profile not in profiles:
         print(f"unknown profile {args.profile!r}; valid choices: {', '.join(profiles)}")
