@@ -94,3 +94,23 @@ def agreement(verdicts: pd.DataFrame, metric: str = "spearman_abs") -> pd.DataFr
     rows["agrees with paper"] = (rows["verdict"] == expected).map({True: "yes", False: "no"})
     return rows[["model", "dataset", "method", "mean", "low", "high", "random_high", "verdict",
                  "paper", "agrees with paper"]]
+
+
+def describe_agreement(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
+    """A Markdown paragraph listing, per model, where the verdicts of :func:`agreement` match
+    the paper's and where they do not, with the similarity values that decide it."""
+    labels = labels or {}
+    lines = []
+    for (model, dataset), rows in table.groupby(["model", "dataset"], sort=False):
+        agree = rows[rows["agrees with paper"] == "yes"]
+        differ = rows[rows["agrees with paper"] == "no"]
+        text = (f"* **{model.upper()} on {dataset}**: {len(agree)} of {len(rows)} methods agree "
+                "with the paper")
+        if len(differ):
+            details = ", ".join(
+                f"{labels.get(r.method, r.method)} ({r.verdict}, {r.mean:.2f} "
+                f"[{r.low:.2f}, {r.high:.2f}] against a random band up to {r.random_high:.2f}; "
+                f"paper: {r.paper})" for r in differ.itertuples())
+            text += f"; not: {details}"
+        lines.append(text + ".")
+    return "\n".join(lines)
