@@ -8,7 +8,8 @@ import torch
 
 from sanitylib.experiments import baseline_table, randomization_run
 from sanitylib.models import build, untrained_inception_v3
-from sanitylib.parameter_randomization import (PAPER_FINDINGS, agreement, method_options,
+from sanitylib.parameter_randomization import (PAPER_FINDINGS, agreement, describe_agreement,
+                                               method_options,
                                                methods_for, run_models, verdict_table)
 from sanitylib.saliency import METHODS
 
@@ -51,7 +52,11 @@ def test_verdict_separates_a_method_that_changes_from_one_that_does_not():
     verdicts = verdict_table(pd.DataFrame(rows), baseline).set_index("method")
     assert verdicts.loc["gradient", "verdict"] == "like random maps"
     assert verdicts.loc["guided_backprop", "verdict"] == "still similar"
-    assert (agreement(verdicts.reset_index())["agrees with paper"] == "yes").all()
+    table = agreement(verdicts.reset_index())
+    assert (table["agrees with paper"] == "yes").all()
+    assert "2 of 2 methods agree" in describe_agreement(table)
+    table.loc[table.method == "gradient", "agrees with paper"] = "no"
+    assert "not: gradient (like random maps" in describe_agreement(table)
 
 
 def test_inception_mechanics_run_on_two_blocks():
