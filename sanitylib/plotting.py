@@ -143,3 +143,39 @@ def variant_points(summary, variant: str, values: Sequence[str], methods: Sequen
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def similarity_bars(summary, baseline, metrics: Sequence[str], methods: Sequence[str],
+                    labels: dict[str, str] | None = None,
+                    metric_labels: dict[str, str] | None = None, title: str = "",
+                    ylabel: str = "similarity") -> Figure:
+    """Mean similarity per method as bars with their interval, one panel per metric (the bar
+    charts of the paper's Fig. 5).
+
+    ``summary``: rows of (method, metric, mean, low, high); ``baseline``: rows of (metric, mean,
+    low, high), drawn as a grey band (two unrelated random maps) with its mean as a dashed line.
+    """
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=True,
+                             figsize=(2.6 * len(metrics) + 0.6, 3.4))
+    x = np.arange(len(methods))
+    for ax, metric in zip(axes[0], metrics):
+        base = baseline[baseline.metric == metric]
+        if len(base):
+            ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color="0.85",
+                       label="random maps", zorder=0)
+            ax.axhline(float(base["mean"].iloc[0]), color="0.5", lw=0.8, ls="--", zorder=0)
+        rows = summary[summary.metric == metric].set_index("method").reindex(methods)
+        ax.bar(x, rows["mean"], width=0.75, color=[_color(methods, m) for m in methods],
+               yerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]], capsize=2,
+               error_kw={"lw": 0.8}, zorder=2)
+        ax.set_xticks(x, [(labels or {}).get(m, m) for m in methods], rotation=60, ha="right",
+                      fontsize=7)
+        ax.set_title((metric_labels or {}).get(metric, metric), fontsize=9)
+        ax.set_ylim(-0.3, 1.05)
+        ax.axhline(0, color="0.5", lw=0.5)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
