@@ -17,8 +17,8 @@ model is the one of the models chapter (seed 0), so its checkpoint is shared wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,7 @@ from sanitylib.data import ImageDataset
 from sanitylib.experiments import DEFAULT_METRICS, TARGETS, explain_all, fingerprint, pair_scores
 from sanitylib.parameter_randomization import methods_for
 from sanitylib.saliency import METHODS, predicted_class
-from sanitylib.training import (PAPER_PERMUTED, PAPER_TEST_ACCURACY, TrainConfig, TrainedModel,
-                                train)
+from sanitylib.training import PAPER_PERMUTED, PAPER_TEST_ACCURACY, TrainConfig, TrainedModel, train
 
 #: Fractions of permuted training labels in the partial-noise extension.
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)

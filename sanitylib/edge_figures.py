@@ -6,7 +6,7 @@ with its interval; curves of rank correlation against the noise added to a gradi
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -14,7 +14,7 @@ SSIM variant, and HOG similarity), since an edge map has no sign.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

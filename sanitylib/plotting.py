@@ -6,7 +6,7 @@ normalizations (:mod:`sanitylib.similarity`), as in Adebayo et al. (2018), Figs.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
