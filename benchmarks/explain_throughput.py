@@ -13,8 +13,16 @@ import time
 import warnings
 
 import torch
-from captum.attr import (GuidedBackprop, GuidedGradCam, InputXGradient, IntegratedGradients,
-                         LayerAttribution, LayerGradCam, NoiseTunnel, Saliency)
+from captum.attr import (
+    GuidedBackprop,
+    GuidedGradCam,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Saliency,
+)
 
 from sanitylib.models import GRADCAM_LAYER, build, untrained_inception_v3, with_module_relus
 from sanitylib.saliency import METHODS, explain, predicted_class

@@ -9,8 +9,8 @@ model's weights, the inputs and every setting, so re-running a chapter is fast.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,7 +123,7 @@ def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[
         if verbose:
             print(f"  {order} / {init} / seed {seed}: {len(step_names)} steps x "
                   f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
-        result = cached("explanations", key, lambda: _step_maps(
+        result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options))
         steps = result["steps"]
         for step in step_names:

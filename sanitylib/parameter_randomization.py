@@ -7,14 +7,18 @@ maps be told apart from two unrelated random maps?
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.experiments import (DEFAULT_METRICS, RandomizationRun, randomization_run,
-                                   summarize_scores)
+from sanitylib.experiments import (
+    DEFAULT_METRICS,
+    RandomizationRun,
+    randomization_run,
+    summarize_scores,
+)
 from sanitylib.models import GRADCAM_LAYER, architecture_of
 from sanitylib.saliency import METHODS
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ def block_paths(model: nn.Module, blocks: Sequence[str] | Mapping[str, str] | No
     architecture's order; a mapping: used as given (any model).
     """
     if isinstance(blocks, Mapping):
-        for name, path in blocks.items():
+        for path in blocks.values():
             model.get_submodule(path)  # raises a clear AttributeError for a wrong path
         return dict(blocks)
     known = BLOCKS[architecture_of(model)]

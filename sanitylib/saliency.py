@@ -17,8 +17,8 @@ chunks of at most ``max_rows`` model inputs.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Saliency
@@ -172,9 +172,8 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str,
         raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
     if inputs.ndim < 2:
         raise ValueError(f"inputs must be a batch (B, ...); got shape {tuple(inputs.shape)}")
-    if method in ("smoothgrad", "vargrad", "ig_smoothgrad"):
-        if samples < 1:
-            raise ValueError(f"samples must be at least 1, got {samples}")
+    if method in ("smoothgrad", "vargrad", "ig_smoothgrad") and samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
     rows = max_rows or _default_max_rows(inputs, memory_mb)
     x = inputs.detach()
     base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[:1]).expand_as(x)

@@ -14,7 +14,7 @@ NaN) scores NaN and is counted by :func:`summarize`, never averaged in.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -135,10 +135,10 @@ def ssim(a: ArrayLike, b: ArrayLike, variant: str = "text", data_range: float | 
     a, b = _image_batch(a, b)
     if variant == "text":
         na, nb = normalize_signed(a, percentile), normalize_signed(b, percentile)
-        options = dict(win_size=5)
+        options = {"win_size": 5}
     else:
         na, nb = normalize_absolute(a, None), normalize_absolute(b, None)
-        options = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        options = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
     data_range = 2.0 if data_range is None else data_range
     bad = np.isnan(na).reshape(len(na), -1).any(1) | np.isnan(nb).reshape(len(nb), -1).any(1)
     # The batch goes through scikit-image in one call as channels; its per-channel SSIM images

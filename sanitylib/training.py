@@ -9,11 +9,10 @@ the data source, so a second run loads instead of training.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import pandas as pd
-
 import torch
 from torch import nn
 
@@ -81,27 +80,29 @@ def permute_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Te
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     """Top-1 accuracy, evaluated in batches in eval mode."""
     model.eval()
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, len(y), batch_size))
+    with torch.no_grad():
+        correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+                      for i in range(0, len(y), batch_size))
     return correct / max(len(y), 1)
 
 
-def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, object]:
-    torch.manual_seed(config.seed)
-    x, y = subset(data.x_train, data.y_train, config.train_size, config.seed)
-    if config.labels == "permuted":
-        y = permute_labels(y, config.label_noise, config.seed)
-    model = build(config.architecture, in_channels=x.shape[1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs: int,
+        batch_size: int, seed: int, stop_at_train_accuracy: float | None = None,
+        verbose: bool = False) -> list[dict[str, float]]:
+    """Adam on ``(x, y)`` in seeded, shuffled mini-batches; returns the per-epoch history.
+
+    Stops early once an epoch's running training accuracy reaches ``stop_at_train_accuracy``
+    (the paper trained on permuted labels until > 95 % were fitted). ``model`` is trained in place.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(y), generator=generator)
         loss_sum, correct = 0.0, 0
-        for i in range(0, len(y), config.batch_size):
-            index = order[i:i + config.batch_size]
+        for i in range(0, len(y), batch_size):
+            index = order[i:i + batch_size]
             logits = model(x[index])
             loss = nn.functional.cross_entropy(logits, y[index])
             optimizer.zero_grad(set_to_none=True)
@@ -111,11 +112,24 @@ def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, ob
             correct += int((logits.argmax(1) == y[index]).sum())
         history.append({"epoch": epoch, "loss": loss_sum / len(y), "train_accuracy": correct / len(y)})
         if verbose:
-            print(f"  epoch {epoch:3d}/{config.epochs}: loss {loss_sum / len(y):.4f}, "
+            print(f"  epoch {epoch:3d}/{epochs}: loss {loss_sum / len(y):.4f}, "
                   f"running train accuracy {correct / len(y):.3f}", flush=True)
-        if config.stop_at_train_accuracy is not None and \
-                correct / len(y) >= config.stop_at_train_accuracy:
+        if stop_at_train_accuracy is not None and correct / len(y) >= stop_at_train_accuracy:
             break
+    model.eval()
+    return history
+
+
+def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, object]:
+    torch.manual_seed(config.seed)
+    x, y = subset(data.x_train, data.y_train, config.train_size, config.seed)
+    if config.labels == "permuted":
+        y = permute_labels(y, config.label_noise, config.seed)
+    model = build(config.architecture, in_channels=x.shape[1])
+    start = time.perf_counter()
+    history = fit(model, x, y, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
+                  seed=config.seed, stop_at_train_accuracy=config.stop_at_train_accuracy,
+                  verbose=verbose)
     return {"state_dict": model.state_dict(), "history": history,
             "train_accuracy": accuracy(model, x, y),
             "test_accuracy": accuracy(model, data.x_test, data.y_test),

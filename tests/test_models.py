@@ -6,8 +6,14 @@ import pytest
 import torch
 from torchvision.models import Inception_V3_Weights
 
-from sanitylib.models import (BLOCKS, PretrainedWeightsUnavailable, blocks, build,
-                              load_inception_v3, untrained_inception_v3)
+from sanitylib.models import (
+    BLOCKS,
+    PretrainedWeightsUnavailable,
+    blocks,
+    build,
+    load_inception_v3,
+    untrained_inception_v3,
+)
 
 
 def test_cnn_and_mlp_have_the_papers_shapes_and_blocks():

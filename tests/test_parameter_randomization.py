@@ -8,9 +8,15 @@ import torch
 
 from sanitylib.experiments import baseline_table, randomization_run
 from sanitylib.models import build, untrained_inception_v3
-from sanitylib.parameter_randomization import (PAPER_FINDINGS, agreement, describe_agreement,
-                                               method_options,
-                                               methods_for, run_models, verdict_table)
+from sanitylib.parameter_randomization import (
+    PAPER_FINDINGS,
+    agreement,
+    describe_agreement,
+    method_options,
+    methods_for,
+    run_models,
+    verdict_table,
+)
 from sanitylib.saliency import METHODS
 
 

@@ -107,7 +107,7 @@ def test_results_do_not_depend_on_chunking():
     model = build("cnn")
     x = torch.rand(5, 1, 28, 28)
     for method in ("integrated_gradients", "smoothgrad", "ig_smoothgrad"):
-        options = dict(steps=4, samples=3, seed=7)
+        options = {"steps": 4, "samples": 3, "seed": 7}
         small = explain(model, x, method, max_rows=5, **options)
         large = explain(model, x, method, **options)
         assert torch.allclose(small, large, atol=1e-5), method

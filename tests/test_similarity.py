@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from sanitylib.similarity import (METRICS, compare, normalize_absolute, normalize_signed,
-                                  random_baseline, spearman, ssim, summarize)
+from sanitylib.similarity import (
+    METRICS,
+    compare,
+    normalize_absolute,
+    normalize_signed,
+    random_baseline,
+    spearman,
+    ssim,
+    summarize,
+)
 
 SIMILARITIES = [m for m in METRICS if m != "l2_distance"]
 
