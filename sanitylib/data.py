@@ -233,3 +233,15 @@ def load_photographs(names: tuple[str, ...] | list[str] = PHOTOGRAPHS[:4]
         inputs.append(preprocess(tensor))
         display.append(crop(tensor).float() / 255.0)
     return torch.stack(inputs), torch.stack(display)
+
+
+def load_sst2(*args, **kwargs):
+    """SST-2 sentences and labels (Kokhlikyan et al., Section 4), from the sources in order.
+
+    The text loader lives in :mod:`sanitylib.text_data` (its own module, as it has nothing of the
+    image datasets); see :func:`sanitylib.text_data.load_sst2` for the arguments. Imported here
+    lazily so that ``sanitylib.data`` stays the one entry point for every dataset.
+    """
+    from sanitylib.text_data import load_sst2 as _load_sst2
+
+    return _load_sst2(*args, **kwargs)

@@ -28,7 +28,7 @@ from torch import nn
 from sanitylib.cache import cached
 from sanitylib.data import ImageDataset
 from sanitylib.experiments import DEFAULT_METRICS, TARGETS, explain_all, fingerprint, pair_scores
-from sanitylib.parameter_randomization import methods_for
+from sanitylib.parameter_randomization import against_random, methods_for
 from sanitylib.saliency import METHODS, predicted_class
 from sanitylib.training import PAPER_PERMUTED, PAPER_TEST_ACCURACY, TrainConfig, TrainedModel, train
 
@@ -198,13 +198,7 @@ def verdict_table(summary: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame
     maps are "like random maps" when its interval reaches the band of two unrelated random maps
     (2.5-97.5 %), "still similar" otherwise. The paper's finding is given alongside.
     """
-    merged = summary.merge(baseline.rename(columns={"mean": "random_mean", "low": "random_low",
-                                                    "high": "random_high", "n": "random_n"}),
-                           on="metric", how="left")
-    apart = (merged["low"] > merged["random_high"]) | (merged["high"] < merged["random_low"])
-    merged["verdict"] = apart.map({True: "still similar", False: "like random maps"})
-    merged["paper"] = merged["method"].map(PAPER_FINDINGS)
-    return merged
+    return against_random(summary, baseline, PAPER_FINDINGS)
 
 
 def mask_columns(run: DataRandomizationRun, dataset: str, architectures: Sequence[str],

@@ -78,12 +78,23 @@ def verdict_table(scores: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
     last = scores.groupby(["model", "dataset", "order"])["step"].transform("max")
     final = summarize_scores(scores[scores.step == last],
                              ["model", "dataset", "order", "method", "metric"])
-    merged = final.merge(baseline.rename(columns={"mean": "random_mean", "low": "random_low",
-                                                  "high": "random_high", "n": "random_n"}),
-                         on="metric", how="left")
+    return against_random(final, baseline, PAPER_FINDINGS)
+
+
+def against_random(summary: pd.DataFrame, baseline: pd.DataFrame,
+                   findings: Mapping[str, str]) -> pd.DataFrame:
+    """``summary`` (mean and 95 % interval per group and metric) next to the random-map band of
+    its metric, with a verdict per row and the paper's finding per method (``findings``).
+
+    "like random maps" when the interval reaches into the band of two unrelated random maps
+    (2.5-97.5 %), "still similar" otherwise.
+    """
+    merged = summary.merge(baseline.rename(columns={"mean": "random_mean", "low": "random_low",
+                                                    "high": "random_high", "n": "random_n"}),
+                           on="metric", how="left")
     distinguishable = (merged["low"] > merged["random_high"]) | (merged["high"] < merged["random_low"])
     merged["verdict"] = distinguishable.map({True: "still similar", False: "like random maps"})
-    merged["paper"] = merged["method"].map(PAPER_FINDINGS)
+    merged["paper"] = merged["method"].map(findings)
     return merged
 
 

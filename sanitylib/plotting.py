@@ -78,6 +78,17 @@ def _color(names: Sequence[str], name: str):
     return _PALETTE[list(names).index(name) % len(_PALETTE)]
 
 
+def _random_band(ax, baseline, metric: str, mean_line: bool = False) -> None:
+    """Shade the band of two unrelated random maps (``baseline`` rows of metric, mean, low, high)
+    for ``metric``, with its mean as a dashed line when ``mean_line``."""
+    base = baseline[baseline.metric == metric]
+    if len(base):
+        ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color="0.85",
+                   label="random maps", zorder=0)
+        if mean_line:
+            ax.axhline(float(base["mean"].iloc[0]), color="0.5", lw=0.8, ls="--", zorder=0)
+
+
 def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequence[str],
                       steps: Sequence[str], labels: dict[str, str] | None = None,
                       metric_labels: dict[str, str] | None = None, title: str = "") -> Figure:
@@ -90,10 +101,7 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
                              figsize=(3.6 * len(metrics), 3.4))
     x = np.arange(len(steps))
     for ax, metric in zip(axes[0], metrics):
-        base = baseline[baseline.metric == metric]
-        if len(base):
-            ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color="0.85",
-                       label="random maps", zorder=0)
+        _random_band(ax, baseline, metric)
         for method in methods:
             rows = summary[(summary.method == method) & (summary.metric == metric)]
             rows = rows.set_index("block").reindex(steps)
@@ -159,11 +167,7 @@ def similarity_bars(summary, baseline, metrics: Sequence[str], methods: Sequence
                              figsize=(2.6 * len(metrics) + 0.6, 3.4))
     x = np.arange(len(methods))
     for ax, metric in zip(axes[0], metrics):
-        base = baseline[baseline.metric == metric]
-        if len(base):
-            ax.axhspan(float(base["low"].iloc[0]), float(base["high"].iloc[0]), color="0.85",
-                       label="random maps", zorder=0)
-            ax.axhline(float(base["mean"].iloc[0]), color="0.5", lw=0.8, ls="--", zorder=0)
+        _random_band(ax, baseline, metric, mean_line=True)
         rows = summary[summary.metric == metric].set_index("method").reindex(methods)
         ax.bar(x, rows["mean"], width=0.75, color=[_color(methods, m) for m in methods],
                yerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]], capsize=2,
