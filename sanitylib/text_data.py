@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,11 @@ def _shared_candidates(starts: Sequence[Path]) -> list[Path]:
 def _from_hub(timeout: float) -> TextDataset:
     """GLUE SST-2 from the Hugging Face hub: ``datasets`` if installed, else the parquet files
     through ``huggingface_hub`` and ``pyarrow``. Raises ImportError when neither is usable."""
+    # huggingface_hub retries an unreachable host for about 45 s; one probe fails fast instead.
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"huggingface.co is not reachable ({error})") from error
     if importlib.util.find_spec("datasets") is not None:
         import datasets
 
@@ -167,7 +173,7 @@ def load_sst2(root: str | Path | None = None, download: bool | None = None,
     raise DataUnavailableError(
         "no source has SST-2. Tried:\n  - " + "\n  - ".join(tried) + "\nPut GLUE's SST-2 files "
         "(train.tsv and dev.tsv, from https://gluebenchmark.com/tasks) in a folder and pass it as "
-        "root= or set SANITYLIB_SST2, or connect to the network and install `datasets` so that "
+        "root= or set SANITYLIB_SST2, or connect to the network so that "
         "the Hugging Face hub's glue/sst2 can be read.")
 
 
