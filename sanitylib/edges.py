@@ -25,7 +25,7 @@ from skimage.filters import sobel as skimage_sobel
 from torch import nn
 
 from sanitylib.cache import cached
-from sanitylib.experiments import explain_all, fingerprint, summarize_scores
+from sanitylib.experiments import explain_all, fingerprint, maps_fingerprint, summarize_scores
 from sanitylib.models import build, untrained_inception_v3
 from sanitylib.randomization import randomize
 from sanitylib.similarity import compare
@@ -159,16 +159,22 @@ def edge_scores(maps: Mapping[str, ArrayLike], edges: Mapping[str, np.ndarray],
     """Tidy similarity of every map with every edge map: one row per (method, detector, metric,
     image). ``maps`` are (B, C, H, W) saliency maps (or any maps: the input itself, random maps),
     compared by :func:`magnitude`."""
-    rows = []
-    for method, m in maps.items():
-        reduced = magnitude(m)
-        for detector, edge in edges.items():
-            for metric in metrics:
-                values = compare(reduced, edge, metric, **dict(metric_options.get(metric, {})))
-                rows.append(pd.DataFrame({**(labels or {}), "method": method,
-                                          "detector": detector, "metric": metric,
-                                          "image": np.arange(len(values)), "value": values}))
-    return pd.concat(rows, ignore_index=True)
+    def build() -> pd.DataFrame:
+        rows = []
+        for method, m in maps.items():
+            reduced = magnitude(m)
+            for detector, edge in edges.items():
+                for metric in metrics:
+                    values = compare(reduced, edge, metric,
+                                     **dict(metric_options.get(metric, {})))
+                    rows.append(pd.DataFrame({**(labels or {}), "method": method,
+                                              "detector": detector, "metric": metric,
+                                              "image": np.arange(len(values)), "value": values}))
+        return pd.concat(rows, ignore_index=True)
+
+    return cached("scores", {"kind": "edges", "maps": maps_fingerprint(maps),
+                             "edges": maps_fingerprint(edges), "metrics": list(metrics),
+                             "metric_options": metric_options, "labels": labels or {}}, build)
 
 
 def training_effect(scores: pd.DataFrame, by: Sequence[str], column: str = "variant",

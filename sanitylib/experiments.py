@@ -26,16 +26,23 @@ TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
 
 
-def fingerprint(*tensors: torch.Tensor | nn.Module) -> str:
-    """SHA-256 (16 hex digits) of tensors or of a model's state dict: part of cache keys."""
+def fingerprint(*items: torch.Tensor | np.ndarray | nn.Module) -> str:
+    """SHA-256 (16 hex digits) of tensors, arrays or a model's state dict: part of cache keys."""
     digest = hashlib.sha256()
-    for item in tensors:
+    for item in items:
         values = item.state_dict().values() if isinstance(item, nn.Module) else [item]
         for value in values:
-            array = value.detach().cpu().contiguous().numpy()
+            array = (value.detach().cpu().contiguous().numpy() if isinstance(value, torch.Tensor)
+                     else np.ascontiguousarray(value))
             digest.update(str(array.shape).encode())
             digest.update(array.tobytes())
     return digest.hexdigest()[:16]
+
+
+def maps_fingerprint(maps: Mapping[str, torch.Tensor | np.ndarray]) -> dict[str, str]:
+    """``{name: fingerprint}`` of a dict of maps: the part of a score table's cache key that
+    says which maps were compared."""
+    return {name: fingerprint(m) for name, m in maps.items()}
 
 
 def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
@@ -77,6 +84,28 @@ def _step_maps(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], o
         labels = fixed if target == "fixed" else None
         steps[step] = explain_all(randomized, inputs, methods, labels, options)
     return {"steps": steps, "predictions": predictions}
+
+
+def _step_scores(steps: Mapping[str, Mapping[str, torch.Tensor]], step_names: Sequence[str],
+                 methods: Sequence[str], metrics: Sequence[str],
+                 metric_options: Mapping[str, Mapping[str, object]],
+                 columns: Mapping[str, object]) -> pd.DataFrame:
+    """Similarity of every step's maps to the original maps (the cached score table of one
+    seed): one row per (method, step, metric, image)."""
+    rows = []
+    for step in step_names:
+        for method in methods:
+            for metric in metrics:
+                values = compare(steps["original"][method], steps[step][method], metric,
+                                 **dict(metric_options.get(metric, {})))
+                rows.append(pd.DataFrame({
+                    **columns, "method": method, "block": step,
+                    "step": step_names.index(step), "metric": metric,
+                    "image": np.arange(len(values)), "value": values}))
+    table = pd.concat(rows, ignore_index=True)
+    fixed = ["method", "order", "init", "target", "block", "step", "metric", "seed", "image",
+             "value"]
+    return table[[c for c in table.columns if c not in fixed] + fixed]
 
 
 def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], *,
@@ -126,16 +155,13 @@ def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[
         result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options))
         steps = result["steps"]
-        for step in step_names:
-            for method in methods:
-                for metric in metrics:
-                    values = compare(steps["original"][method], steps[step][method], metric,
-                                     **dict((metric_options or {}).get(metric, {})))
-                    rows.append(pd.DataFrame({
-                        **(labels or {}), "method": method, "order": order, "init": init,
-                        "target": target, "block": step, "step": step_names.index(step),
-                        "metric": metric, "seed": seed, "image": np.arange(len(values)),
-                        "value": values}))
+        columns = {**(labels or {}), "order": order, "init": init, "target": target,
+                   "seed": seed}
+        rows.append(cached("scores", {
+            **key, "steps": step_names, "metrics": list(metrics),
+            "metric_options": metric_options or {}, "columns": columns},
+            lambda steps=steps, columns=columns: _step_scores(
+                steps, step_names, methods, metrics, metric_options or {}, columns)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = result["predictions"]
@@ -149,14 +175,20 @@ def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.T
                 metric_options: Mapping[str, Mapping[str, object]] | None = None) -> pd.DataFrame:
     """Tidy similarity table of two sets of maps, method by method (e.g. the data randomization
     test: true-label model against permuted-label model)."""
-    rows = []
-    for method in maps_a:
-        for metric in metrics:
-            values = compare(maps_a[method], maps_b[method], metric,
-                             **dict((metric_options or {}).get(metric, {})))
-            rows.append(pd.DataFrame({**(labels or {}), "method": method, "metric": metric,
-                                      "image": np.arange(len(values)), "value": values}))
-    return pd.concat(rows, ignore_index=True)
+    def build() -> pd.DataFrame:
+        rows = []
+        for method in maps_a:
+            for metric in metrics:
+                values = compare(maps_a[method], maps_b[method], metric,
+                                 **dict((metric_options or {}).get(metric, {})))
+                rows.append(pd.DataFrame({**(labels or {}), "method": method, "metric": metric,
+                                          "image": np.arange(len(values)), "value": values}))
+        return pd.concat(rows, ignore_index=True)
+
+    return cached("scores", {"kind": "pairs", "a": maps_fingerprint(maps_a),
+                             "b": maps_fingerprint(maps_b), "metrics": list(metrics),
+                             "metric_options": metric_options or {}, "labels": labels or {}},
+                  build)
 
 
 def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100, seed: int = 0,

@@ -19,7 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.cache import cached
 from sanitylib.edges import SOBEL_X, sobel
+from sanitylib.experiments import fingerprint
 from sanitylib.similarity import compare
 
 FILTERS = ("random", "sobel")
@@ -116,15 +118,22 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
     if (scale == 0).any():
         raise ValueError("a gradient is zero everywhere; the noise level relative to it is "
                          "undefined")
-    generator = torch.Generator().manual_seed(seed)
-    eta = torch.randn(gradients.shape, generator=generator, dtype=gradients.dtype)
-    rows = []
-    for level in noise_levels:
-        noisy = gradients + level * scale * eta
-        for name, m in (("x ⊙ g", inputs * noisy), ("g", noisy)):
-            for metric in metrics:
-                values = compare(m, inputs, metric)
-                rows.append(pd.DataFrame({**(labels or {}), "noise": float(level), "map": name,
-                                          "metric": metric, "image": np.arange(len(values)),
-                                          "value": values}))
-    return pd.concat(rows, ignore_index=True)
+
+    def build() -> pd.DataFrame:
+        generator = torch.Generator().manual_seed(seed)
+        eta = torch.randn(gradients.shape, generator=generator, dtype=gradients.dtype)
+        rows = []
+        for level in noise_levels:
+            noisy = gradients + level * scale * eta
+            for name, m in (("x ⊙ g", inputs * noisy), ("g", noisy)):
+                for metric in metrics:
+                    values = compare(m, inputs, metric)
+                    rows.append(pd.DataFrame({**(labels or {}), "noise": float(level),
+                                              "map": name, "metric": metric,
+                                              "image": np.arange(len(values)), "value": values}))
+        return pd.concat(rows, ignore_index=True)
+
+    return cached("scores", {"kind": "input_dominance", "maps": fingerprint(inputs, gradients),
+                             "noise_levels": [float(v) for v in noise_levels],
+                             "metrics": list(metrics), "seed": seed, "labels": labels or {}},
+                  build)

@@ -81,3 +81,38 @@ def test_unknown_target_mode_is_rejected():
 def test_baseline_band_brackets_its_mean():
     table = baseline_table(["spearman_abs", "hog"], (1, 28, 28), n=40).set_index("metric")
     assert (table["low"] < table["mean"]).all() and (table["mean"] < table["high"]).all()
+
+
+def test_score_tables_are_cached_and_keyed_by_the_maps(monkeypatch):
+    from sanitylib import experiments
+
+    calls = []
+    real_compare = experiments.compare
+
+    def counting_compare(*args, **kwargs):
+        calls.append(1)
+        return real_compare(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "compare", counting_compare)
+    generator = torch.Generator().manual_seed(0)
+    a = {"gradient": torch.rand(3, 1, 8, 8, generator=generator)}
+    b = {"gradient": torch.rand(3, 1, 8, 8, generator=generator)}
+    first = experiments.pair_scores(a, b, ["spearman"])
+    assert len(calls) == 1
+    again = experiments.pair_scores(a, b, ["spearman"])
+    assert len(calls) == 1, "the second call must come from the cache"
+    pd.testing.assert_frame_equal(first, again)
+    other = experiments.pair_scores(a, {"gradient": b["gradient"].flip(-1)}, ["spearman"])
+    assert len(calls) == 2, "other maps must not hit the first table's entry"
+    assert not first["value"].equals(other["value"])
+
+    model = build("mlp")
+    inputs = torch.rand(2, 1, 28, 28, generator=generator)
+    calls.clear()
+    run = randomization_run(model, inputs, ["gradient"], metrics=["spearman"], verbose=False)
+    computed = len(calls)
+    rerun = randomization_run(model, inputs, ["gradient"], metrics=["spearman"], verbose=False)
+    assert computed > 0 and len(calls) == computed
+    pd.testing.assert_frame_equal(run.scores, rerun.scores)
+    assert list(run.scores.columns) == ["method", "order", "init", "target", "block", "step",
+                                        "metric", "seed", "image", "value"]
