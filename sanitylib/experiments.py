@@ -195,15 +195,20 @@ def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100,
                    metric_options: Mapping[str, Mapping[str, object]] | None = None
                    ) -> pd.DataFrame:
     """The random-mask baseline: mean and 2.5-97.5 % band of each metric on unrelated random maps."""
-    rows = []
-    for metric in metrics:
-        values = random_baseline(metric, shape, n=n, seed=seed,
-                                 **dict((metric_options or {}).get(metric, {})))
-        values = values[~np.isnan(values)]
-        rows.append({"metric": metric, "mean": float(values.mean()),
-                     "low": float(np.percentile(values, 2.5)),
-                     "high": float(np.percentile(values, 97.5)), "n": int(values.size)})
-    return pd.DataFrame(rows)
+    def build() -> pd.DataFrame:
+        rows = []
+        for metric in metrics:
+            values = random_baseline(metric, shape, n=n, seed=seed,
+                                     **dict((metric_options or {}).get(metric, {})))
+            values = values[~np.isnan(values)]
+            rows.append({"metric": metric, "mean": float(values.mean()),
+                         "low": float(np.percentile(values, 2.5)),
+                         "high": float(np.percentile(values, 97.5)), "n": int(values.size)})
+        return pd.DataFrame(rows)
+
+    return cached("scores", {"kind": "random_baseline", "metrics": list(metrics),
+                             "shape": list(shape), "n": n, "seed": seed,
+                             "metric_options": metric_options or {}}, build)
 
 
 def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95
