@@ -40,7 +40,7 @@ _BYTES_PER_INPUT_BYTE = 200
 
 
 @contextmanager
-def _explaining(model: nn.Module) -> Iterator[nn.Module]:
+def explaining(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and no parameter gradients while explaining; restores both afterwards."""
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
@@ -69,7 +69,7 @@ def _default_max_rows(inputs: torch.Tensor, memory_mb: float) -> int:
 @torch.no_grad()
 def predicted_class(model: nn.Module, inputs: torch.Tensor, max_rows: int = 256) -> torch.Tensor:
     """The argmax logit of ``model`` for each input, computed in chunks."""
-    with _explaining(model):
+    with explaining(model):
         return torch.cat([model(inputs[i:i + max_rows]).argmax(1)
                           for i in range(0, len(inputs), max_rows)])
 
@@ -183,7 +183,7 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str,
     rows = max_rows or _default_max_rows(inputs, memory_mb)
     x = inputs.detach()
     base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[:1]).expand_as(x)
-    with _explaining(model):
+    with explaining(model):
         targets = _resolve_target(model, x, target, rows)
         if method in ("gradient", "gradient_x_input"):
             grads = _row_gradients(model, x, targets, rows)

@@ -19,8 +19,7 @@ correlation and Euclidean distance. (Infidelity and max-sensitivity: :mod:`sanit
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,12 +27,12 @@ import pandas as pd
 import torch
 from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 from scipy import stats
-from torch import nn
 
 from sanitylib import similarity
 from sanitylib.cache import cached
 from sanitylib.experiments import fingerprint
 from sanitylib.randomization import randomize
+from sanitylib.saliency import explaining
 from sanitylib.text import Batch, TextClassifier, text_blocks
 
 METHODS = ("ig_global", "ig_local", "gradient", "gradient_x_input")
@@ -56,21 +55,6 @@ def reference_ids(batch: Batch, tokenizer: object) -> torch.Tensor:
     keep = torch.isin(batch.input_ids, special)
     return torch.where(keep, batch.input_ids, torch.full_like(batch.input_ids,
                                                                tokenizer.pad_token_id))
-
-
-@contextmanager
-def explaining(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen parameters while explaining; restores both afterwards."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    model.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 @torch.no_grad()
