@@ -191,20 +191,23 @@ def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.T
                   build)
 
 
+def band(metric: str, values: np.ndarray) -> dict[str, object]:
+    """One row of a random-mask baseline table: mean, 2.5-97.5 % band and count of the defined
+    (non-NaN) ``values`` of ``metric``."""
+    values = values[~np.isnan(values)]
+    return {"metric": metric, "mean": float(values.mean()),
+            "low": float(np.percentile(values, 2.5)),
+            "high": float(np.percentile(values, 97.5)), "n": int(values.size)}
+
+
 def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100, seed: int = 0,
                    metric_options: Mapping[str, Mapping[str, object]] | None = None
                    ) -> pd.DataFrame:
     """The random-mask baseline: mean and 2.5-97.5 % band of each metric on unrelated random maps."""
     def build() -> pd.DataFrame:
-        rows = []
-        for metric in metrics:
-            values = random_baseline(metric, shape, n=n, seed=seed,
-                                     **dict((metric_options or {}).get(metric, {})))
-            values = values[~np.isnan(values)]
-            rows.append({"metric": metric, "mean": float(values.mean()),
-                         "low": float(np.percentile(values, 2.5)),
-                         "high": float(np.percentile(values, 97.5)), "n": int(values.size)})
-        return pd.DataFrame(rows)
+        return pd.DataFrame([band(metric, random_baseline(
+            metric, shape, n=n, seed=seed, **dict((metric_options or {}).get(metric, {}))))
+            for metric in metrics])
 
     return cached("scores", {"kind": "random_baseline", "metrics": list(metrics),
                              "shape": list(shape), "n": n, "seed": seed,

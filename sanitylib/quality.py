@@ -18,7 +18,7 @@ Three pieces of the follow-up paper, for the book's MNIST CNN:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -136,18 +136,35 @@ def infidelity_scores(model: nn.Module, inputs: torch.Tensor, attributions: torc
     the move by the multiplier ``x - x0`` for such maps, so ``I = 1`` and infidelity becomes the
     squared completeness error ``(sum Φ - (f(x) - f(x0)))^2`` (one draw suffices).
     """
-    generator = torch.Generator().manual_seed(seed)
-
-    def perturb(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if multiplied:  # Captum's I for multiplied maps: (x - x~) / (x - x0), here 1
-            return torch.ones_like(x), baselines
-        noise = std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        return noise, x - noise
-
+    perturb = infidelity_perturbation(multiplied, std,
+                                      generator=torch.Generator().manual_seed(seed))
     model.eval()
     return infidelity(model, perturb, inputs, attributions, baselines=torch.zeros_like(inputs),
                       target=target,
                       n_perturb_samples=1 if multiplied else n_perturb_samples).numpy()
+
+
+def infidelity_perturbation(multiplied: bool, std: float = INFIDELITY_STD,
+                            keep: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None
+                            ) -> Callable[[torch.Tensor, torch.Tensor],
+                                          tuple[torch.Tensor, torch.Tensor]]:
+    """Kokhlikyan et al.'s infidelity perturbations, as a ``perturb_func(inputs, baselines)`` for
+    Captum's :func:`~captum.metrics.infidelity` (images and text embeddings alike).
+
+    Local maps: ``I`` from N(0, ``std``), times ``keep`` (e.g. a sentence's real tokens, (B, T, 1))
+    when given; drawn from ``generator``, else from torch's global generator. Maps with the input
+    multiplier (``multiplied``): the input moves to the baseline and Captum's ``I`` for such maps,
+    ``(x - x~) / (x - x0)``, is 1.
+    """
+    def perturb(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if multiplied:
+            return torch.ones_like(x), baselines
+        noise = std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        if keep is not None:  # Captum repeats every input n_perturb_samples times
+            noise = noise * keep.repeat_interleave(len(x) // len(keep), dim=0)
+        return noise, x - noise
+    return perturb
 
 
 def max_sensitivity_scores(model: nn.Module, inputs: torch.Tensor, method: str,

@@ -26,7 +26,8 @@ from captum.attr import IntegratedGradients
 from captum.metrics import infidelity, sensitivity_max
 
 from sanitylib.cache import cached
-from sanitylib.experiments import fingerprint
+from sanitylib.experiments import TARGETS, fingerprint
+from sanitylib.quality import infidelity_perturbation
 from sanitylib.randomization import randomize
 from sanitylib.text import Batch, TextClassifier, text_blocks
 from sanitylib.text_saliency import IG_VARIANTS, embed, explaining, predicted_class
@@ -75,39 +76,17 @@ def evaluation_metrics(model: TextClassifier, batch: Batch, reference: torch.Ten
 
             options = {"baselines": x0, "target": target, "additional_forward_args": (mask,)}
             attributions = explanation(x, **options)
-            if method == "ig_global":
-                infid = infidelity(forward, _baseline_perturbation, x, attributions,
-                                   baselines=x0, additional_forward_args=(mask,), target=target,
-                                   n_perturb_samples=1)
-            else:
-                infid = infidelity(forward, _gaussian_perturbation(noise_std, keep), x,
-                                   attributions, additional_forward_args=(mask,), target=target,
-                                   n_perturb_samples=infidelity_samples)
+            multiplied = method == "ig_global"
+            infid = infidelity(forward, infidelity_perturbation(multiplied, noise_std, keep), x,
+                               attributions, baselines=x0, additional_forward_args=(mask,),
+                               target=target,
+                               n_perturb_samples=1 if multiplied else infidelity_samples)
             sens = sensitivity_max(explanation, x, perturb_radius=radius,
                                    n_perturb_samples=sensitivity_samples, **options)
             rows.append(pd.DataFrame({"method": method, "sentence": np.arange(len(x)),
                                       "infidelity": infid.detach().numpy(),
                                       "max_sensitivity": sens.detach().numpy()}))
     return pd.concat(rows, ignore_index=True)
-
-
-def _baseline_perturbation(inputs: torch.Tensor, baselines: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Global IG's perturbation: the perturbed input is the baseline x0, and since global
-    attributions already carry the multiplier x - x0, the perturbation Captum multiplies them by
-    is (x - x0) / (x - x0) = 1 (its ``infidelity_perturb_func_decorator(True)`` convention).
-    Infidelity is then the squared completeness gap, (sum of attributions - (f(x) - f(x0)))^2."""
-    return torch.ones_like(inputs), baselines
-
-
-def _gaussian_perturbation(std: float, keep: torch.Tensor
-                           ) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """N(0, std) noise on the sentence's token embeddings (padding untouched)."""
-    def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        repeats = len(inputs) // len(keep)
-        noise = torch.randn_like(inputs) * std * keep.repeat_interleave(repeats, dim=0)
-        return noise, inputs - noise
-    return perturb
 
 
 def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Tensor,
@@ -121,8 +100,8 @@ def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Te
     ``target="recompute"`` scores each model's own predicted class, ``"fixed"`` the original's.
     Returns one row per (step, block, method, sentence).
     """
-    if target not in ("recompute", "fixed"):
-        raise ValueError(f"unknown target {target!r}; valid choices: recompute, fixed")
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     key = {"model": fingerprint(model),
            "inputs": fingerprint(batch.input_ids, batch.attention_mask, reference),
            "steps": steps, "init": init, "seed": seed, "target": target, "options": options}

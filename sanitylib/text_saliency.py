@@ -30,7 +30,7 @@ from scipy import stats
 
 from sanitylib import similarity
 from sanitylib.cache import cached
-from sanitylib.experiments import fingerprint
+from sanitylib.experiments import TARGETS, band, fingerprint
 from sanitylib.randomization import randomize
 from sanitylib.saliency import explaining
 from sanitylib.text import Batch, TextClassifier, text_blocks
@@ -44,7 +44,6 @@ METRIC_LABELS = {"cosine": "cosine similarity", "spearman": "Spearman rank corre
 #: ``token``: importance per token (summed over the embedding dimension, the paper's choice);
 #: ``embedding``: the attribution of every embedding coordinate, not summed.
 GRANULARITIES = ("token", "embedding")
-TARGETS = ("recompute", "fixed")
 #: The two IG variants the evaluation metrics score (the paper's Table 2 and Fig. 10).
 IG_VARIANTS = ("ig_global", "ig_local")
 
@@ -271,14 +270,7 @@ def random_baseline(mask: torch.Tensor, metrics: Sequence[str] = METRICS, n: int
     masks = np.repeat(np.asarray(mask), n, axis=0)
     a = l2_normalise(generator.standard_normal(masks.shape), masks)
     b = l2_normalise(generator.standard_normal(masks.shape), masks)
-    rows = []
-    for metric in metrics:
-        values = compare_maps(a, b, masks, metric)
-        values = values[~np.isnan(values)]
-        rows.append({"metric": metric, "mean": float(values.mean()),
-                     "low": float(np.percentile(values, 2.5)),
-                     "high": float(np.percentile(values, 97.5)), "n": int(values.size)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([band(metric, compare_maps(a, b, masks, metric)) for metric in metrics])
 
 
 def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
