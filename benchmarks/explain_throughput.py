@@ -24,8 +24,10 @@ from captum.attr import (
     Saliency,
 )
 
-from sanitylib.models import GRADCAM_LAYER, build, untrained_inception_v3, with_module_relus
-from sanitylib.saliency import METHODS, explain, predicted_class
+from sanitylib import model_under_test
+from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.models.inception import untrained_inception_v3, with_module_relus
+from sanitylib.models.mnist import build
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -59,7 +61,7 @@ def bench(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
     guided = with_module_relus(model)
     for p in list(model.parameters()) + list(guided.parameters()):
         p.requires_grad_(False)
-    layer = GRADCAM_LAYER[name]
+    layer = model_under_test(model).gradcam_layer
     print(f"\n{name}: {len(inputs)} images {tuple(inputs.shape[1:])}, IG steps {steps}, "
           f"noise samples {samples}")
     print(f"{'method':22s} {'sanitylib /s':>13s} {'captum loop /s':>15s} {'ratio':>7s}")

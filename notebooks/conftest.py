@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sanitylib.data import DataUnavailableError
-from sanitylib.text_data import load_sst2
+from sanitylib.data.sources import DataUnavailableError
+from sanitylib.data.text import load_sst2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

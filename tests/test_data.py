@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sanitylib import data
-from sanitylib.data import DataUnavailableError, load_dataset, load_photographs, read_idx
+from sanitylib.data import images as data
+from sanitylib.data.sources import DataUnavailableError, load_dataset, load_photographs, read_idx
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Edge detectors and edge similarity (sanitylib.edges) against hand-known answers."""
+"""Edge detectors and edge similarity (sanitylib.experiments.edges) against hand-known answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from skimage.filters import sobel as skimage_sobel
 
-from sanitylib import edges
-from sanitylib.models import build
+from sanitylib.experiments import edges
+from sanitylib.methods import edges as detectors
+from sanitylib.models.mnist import build
 
 
 @pytest.fixture
@@ -23,21 +24,21 @@ def step():
 
 def test_sobel_conv_layer_equals_scikit_image_sobel_up_to_its_scaling(step):
     # scikit-image divides each Sobel kernel by 4 and the sum of squares by the number of axes.
-    assert np.allclose(edges.sobel_conv(step), 4 * np.sqrt(2) * edges.sobel(step), atol=1e-6)
+    assert np.allclose(detectors.sobel_conv(step), 4 * np.sqrt(2) * detectors.sobel(step), atol=1e-6)
     photo_like = np.random.default_rng(0).random((3, 3, 20, 24))
-    assert np.allclose(edges.sobel_conv(photo_like), 4 * np.sqrt(2) * edges.sobel(photo_like),
+    assert np.allclose(detectors.sobel_conv(photo_like), 4 * np.sqrt(2) * detectors.sobel(photo_like),
                        atol=1e-5)
 
 
 def test_sobel_of_a_step_is_nonzero_only_beside_the_step(step):
-    magnitude = edges.sobel(step)[0, 0]
+    magnitude = detectors.sobel(step)[0, 0]
     assert np.allclose(magnitude[:, [7, 8]], 1 / np.sqrt(2))  # |gx| = 1 after the /4 and /sqrt(2)
     assert np.all(np.delete(magnitude, [7, 8], axis=1) == 0)
-    assert np.allclose(edges.sobel(step)[1, 0], skimage_sobel(step[1, 0]))
+    assert np.allclose(detectors.sobel(step)[1, 0], skimage_sobel(step[1, 0]))
 
 
 def test_canny_marks_the_step_and_nothing_else(step):
-    marked = edges.canny(step)[0, 0]
+    marked = detectors.canny(step)[0, 0]
     assert set(np.unique(marked)) == {0.0, 1.0}
     columns = np.flatnonzero(marked.any(0))
     assert set(columns) <= {7, 8} and len(columns) >= 1
@@ -46,26 +47,26 @@ def test_canny_marks_the_step_and_nothing_else(step):
 def test_grayscale_uses_the_luma_weights_and_rejects_other_shapes():
     rgb = np.zeros((1, 3, 2, 2))
     rgb[0, 0] = 1.0  # pure red
-    assert np.allclose(edges.grayscale(rgb), 0.2125)
+    assert np.allclose(detectors.grayscale(rgb), 0.2125)
     with pytest.raises(ValueError, match="expected a batch"):
-        edges.grayscale(np.zeros((2, 2, 4, 4)))
+        detectors.grayscale(np.zeros((2, 2, 4, 4)))
 
 
 def test_edge_maps_rejects_unknown_detectors_naming_the_valid_ones(step):
     with pytest.raises(ValueError, match="sobel, canny, sobel_conv"):
-        edge_maps = edges.edge_maps(step, ["prewitt"])
+        edge_maps = detectors.edge_maps(step, ["prewitt"])
         del edge_maps
-    assert set(edges.edge_maps(step)) == set(edges.DETECTORS)
+    assert set(detectors.edge_maps(step)) == set(detectors.DETECTORS)
 
 
 def test_magnitude_sums_absolute_values_over_channels():
     maps = torch.tensor([[[[1.0, -2.0]], [[-3.0, 0.5]]]])
-    assert np.allclose(edges.magnitude(maps), [[[[4.0, 2.5]]]])
+    assert np.allclose(detectors.magnitude(maps), [[[[4.0, 2.5]]]])
 
 
 def test_an_edge_map_compared_with_itself_scores_one():
     photo_like = np.random.default_rng(1).random((2, 1, 48, 48))
-    edge = edges.edge_maps(photo_like, ["sobel"])
+    edge = detectors.edge_maps(photo_like, ["sobel"])
     scores = edges.edge_scores({"itself": edge["sobel"], "negated": -edge["sobel"]}, edge)
     assert np.allclose(scores.value, 1.0)  # magnitudes: the sign does not matter
     assert set(scores.metric) == set(edges.EDGE_METRICS)
@@ -99,7 +100,7 @@ def test_model_variants_randomize_every_block_and_build_a_fresh_network():
 
 
 def test_explain_models_keeps_models_with_equal_weights_but_other_layers_apart():
-    from sanitylib.theory import one_layer_conv
+    from sanitylib.experiments.theory import one_layer_conv
 
     x = torch.rand(2, 1, 12, 12)
     nets = {pool: one_layer_conv(1, "random", n_filters=4, pool=pool, seed=0)

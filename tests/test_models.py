@@ -6,14 +6,17 @@ import pytest
 import torch
 from torchvision.models import Inception_V3_Weights
 
-from sanitylib.models import (
-    BLOCKS,
+from sanitylib import model_under_test
+from sanitylib.models.inception import (
     PretrainedWeightsUnavailable,
-    blocks,
-    build,
     load_inception_v3,
     untrained_inception_v3,
 )
+from sanitylib.models.mnist import build
+
+
+def blocks(model):
+    return list(model_under_test(model).blocks.items())
 
 
 def test_cnn_and_mlp_have_the_papers_shapes_and_blocks():
@@ -30,7 +33,7 @@ def test_cnn_and_mlp_have_the_papers_shapes_and_blocks():
 def test_inception_blocks_are_the_17_of_the_paper():
     names = [n for n, _ in blocks(untrained_inception_v3())]
     assert len(names) == 17 and names[0] == "Logits" and names[-1] == "Conv2d_1a_3x3"
-    assert BLOCKS["inception_v3"]["Logits"] == "fc"
+    assert model_under_test(untrained_inception_v3()).blocks["Logits"] == ("fc",)
 
 
 def test_pretrained_weights_load_from_torchvisions_cache(tmp_path, monkeypatch):

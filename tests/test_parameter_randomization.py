@@ -6,9 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sanitylib.experiments import baseline_table, randomization_run
-from sanitylib.models import build, untrained_inception_v3
-from sanitylib.parameter_randomization import (
+from sanitylib.experiments.parameter_randomization import (
     PAPER_FINDINGS,
     agreement,
     describe_agreement,
@@ -17,7 +15,10 @@ from sanitylib.parameter_randomization import (
     run_models,
     verdict_table,
 )
-from sanitylib.saliency import METHODS
+from sanitylib.experiments.runner import baseline_table, randomization_run
+from sanitylib.methods.saliency import METHODS
+from sanitylib.models.inception import untrained_inception_v3
+from sanitylib.models.mnist import build
 
 
 def test_every_method_has_a_paper_finding_and_the_mlp_has_no_gradcam():
@@ -84,7 +85,7 @@ def test_baseline_band_brackets_its_mean():
 
 
 def test_score_tables_are_cached_and_keyed_by_the_maps(monkeypatch):
-    from sanitylib import experiments
+    from sanitylib.experiments import runner as experiments
 
     calls = []
     real_compare = experiments.compare

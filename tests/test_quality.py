@@ -1,4 +1,4 @@
-"""Explanation quality (sanitylib.quality) against hand-known answers."""
+"""Explanation quality (sanitylib.experiments.input_multiplier) against hand-known answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from sanitylib import quality
-from sanitylib.models import build, smooth
-from sanitylib.saliency import explain
+from sanitylib.experiments import input_multiplier as quality
+from sanitylib.methods.saliency import explain
+from sanitylib.models.mnist import build
+from sanitylib.models.smooth import smooth
 
 
 class Square(nn.Module):
@@ -136,7 +137,7 @@ def test_the_figures_draw_one_line_per_method_and_per_model():
     import matplotlib
 
     matplotlib.use("Agg")
-    from sanitylib.quality_figures import function_plot, quality_curves
+    from sanitylib.figures.quality import function_plot, quality_curves
 
     summary = pd.DataFrame([{"method": m, "metric": k, "block": b, "mean": 1.0, "low": 0.5,
                              "high": 1.5} for m in ("gradient", "ig_local")

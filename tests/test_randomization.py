@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sanitylib.models import BLOCKS, build
-from sanitylib.randomization import INITS, randomize
+from sanitylib import model_under_test
+from sanitylib.models.mnist import build
+
+BLOCKS = {"cnn": {n: p[0] for n, p in model_under_test(build("cnn")).blocks.items()}}
+from sanitylib.methods.randomization import INITS, randomize
 
 
 def changed_blocks(model, randomized) -> set[str]:
@@ -81,9 +84,9 @@ def test_init_schemes_draw_from_their_distribution(cnn):
 def test_batchnorm_statistics_kept_unless_asked():
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
     model[1].running_mean.fill_(3.0)
-    blocks = {"bn": "1", "conv": "0"}
-    kept = list(randomize(model, blocks=blocks, init="xavier"))[-1][1]
-    reset = list(randomize(model, blocks=blocks, init="xavier", reset_batchnorm_stats=True))[-1][1]
+    subject = model_under_test(model, blocks={"bn": "1", "conv": "0"})
+    kept = list(randomize(subject, init="xavier"))[-1][1]
+    reset = list(randomize(subject, init="xavier", reset_batchnorm_stats=True))[-1][1]
     assert torch.all(kept[1].running_mean == 3.0) and torch.all(reset[1].running_mean == 0.0)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from sanitylib.similarity import (
+from sanitylib.methods.similarity import (
     METRICS,
     compare,
     normalize_absolute,

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from sanitylib.models import LogSumExpPool2d, build, smooth
-from sanitylib.randomization import randomize
+from sanitylib.methods.randomization import randomize
+from sanitylib.models.mnist import build
+from sanitylib.models.smooth import LogSumExpPool2d, smooth
 
 
 def test_logsumexp_pooling_lies_between_max_minus_log_n_over_t_and_max():
@@ -86,7 +87,7 @@ def test_smooth_rejects_a_non_positive_beta():
 
 
 def test_smooth_reaches_the_relus_inside_inception_v3():
-    from sanitylib.models import untrained_inception_v3
+    from sanitylib.models.inception import untrained_inception_v3
 
     smoothed = smooth(untrained_inception_v3(0), beta=5.0)
     kinds = [type(m) for m in smoothed.modules()]

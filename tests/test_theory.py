@@ -1,4 +1,4 @@
-"""The simple models of Section 5 (sanitylib.theory) against hand-known answers."""
+"""The simple models of Section 5 (sanitylib.experiments.theory) against hand-known answers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sanitylib import theory
-from sanitylib.saliency import explain
+from sanitylib.experiments import theory
+from sanitylib.methods.saliency import explain
 
 
 def test_the_linear_models_gradient_is_its_weight_row_whatever_the_input():

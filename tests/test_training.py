@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from sanitylib.cache import cache_dir, cached, config_key
-from sanitylib.data import ImageDataset
-from sanitylib.training import TrainConfig, permute_labels, train
+from sanitylib.data.images import ImageDataset
+from sanitylib.infra.cache import cache_dir, cache_key, cached
+from sanitylib.models.training import TrainConfig, permute_labels, train
 
 
 def tiny_data() -> ImageDataset:
@@ -28,18 +30,47 @@ def test_cache_reuses_then_rebuilds_stale_or_corrupt_entries():
         return {"value": torch.arange(3)}
 
     config = {"a": 1}
-    assert torch.equal(cached("t", config, build)["value"], torch.arange(3))
-    cached("t", config, build)
+    assert torch.equal(cached("t", config, build, code=(build,))["value"], torch.arange(3))
+    cached("t", config, build, code=(build,))
     assert len(calls) == 1
-    payload = cache_dir() / "t" / f"{config_key(config)}.pt"
+    payload = cache_dir() / "t" / f"{cache_key(config, (build,))[0]}.pt"
     payload.write_bytes(payload.read_bytes()[:-5] + b"xxxxx")
     with pytest.warns(UserWarning, match="corrupt"):
-        cached("t", config, build)
+        cached("t", config, build, code=(build,))
     manifest = payload.with_suffix(".json")
     manifest.write_text(manifest.read_text().replace('"a": 1', '"a": 2'))
     with pytest.warns(UserWarning, match="stale"):
-        cached("t", config, build)
+        cached("t", config, build, code=(build,))
     assert len(calls) == 3
+
+
+def test_changed_code_rebuilds_the_entry():
+    calls = []
+
+    def version_one():
+        calls.append(1)
+        return {"maps": torch.ones(2), "table": pd.DataFrame({"x": [1, 2]}),
+                "array": np.arange(3)}
+
+    def version_two():
+        calls.append(2)
+        return version_one()
+
+    first = cached("t", {"a": 1}, version_one, code=(version_one,))
+    again = cached("t", {"a": 1}, version_one, code=(version_one,))
+    assert calls == [1] and again["table"].equals(first["table"])
+    assert np.array_equal(again["array"], np.arange(3))
+    cached("t", {"a": 1}, version_two, code=(version_two,))  # other source: another entry
+    assert calls == [1, 2, 1]
+
+
+def test_models_with_equal_weights_and_other_structure_have_other_keys():
+    from sanitylib.models.mnist import build as build_model
+    from sanitylib.models.smooth import smooth
+
+    relu = build_model("cnn")
+    soft = smooth(relu, beta=3.0)
+    assert cache_key({"m": relu}, ())[0] != cache_key({"m": soft}, ())[0]
 
 
 def test_training_is_deterministic_cached_and_reports_accuracy():

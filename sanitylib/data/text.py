@@ -11,7 +11,7 @@
 3. a ``shared/data/sst2/`` folder beside the repository (found by walking up from the working
    directory and from this package), the project's offline copy. Nothing requires it.
 
-Without any source, :class:`sanitylib.data.DataUnavailableError` names every source tried.
+Without any source, :class:`sanitylib.data.sources.DataUnavailableError` names every source tried.
 """
 
 from __future__ import annotations
@@ -27,16 +27,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sanitylib.data import DataUnavailableError
+from sanitylib.data.sources import DataUnavailableError, offline
 
 CLASSES = ("negative", "positive")
 _SHARED_FOLDER = Path("shared") / "data" / "sst2"
 _HUB_REPO = "nyu-mll/glue"
-
-
-def offline() -> bool:
-    """True when ``SANITYLIB_OFFLINE=1``: no network source is tried."""
-    return os.environ.get("SANITYLIB_OFFLINE", "0") == "1"
 
 
 

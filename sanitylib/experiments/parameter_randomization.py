@@ -13,14 +13,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.experiments import (
+from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
     RandomizationRun,
     randomization_run,
     summarize_scores,
 )
-from sanitylib.models import GRADCAM_LAYER, architecture_of
-from sanitylib.saliency import METHODS
+from sanitylib.methods.saliency import METHODS
+from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: What the paper reports for each method under cascading randomization (Section 4, Fig. 2).
 PAPER_FINDINGS = {
@@ -32,9 +32,9 @@ PAPER_FINDINGS = {
 }
 
 
-def methods_for(model: nn.Module, methods: Sequence[str] = METHODS) -> list[str]:
+def methods_for(model: ModelUnderTest | nn.Module, methods: Sequence[str] = METHODS) -> list[str]:
     """The methods that apply to a model: GradCAM and Guided GradCAM need a conv layer."""
-    has_conv = architecture_of(model) in GRADCAM_LAYER
+    has_conv = model_under_test(model).gradcam_layer is not None
     return [m for m in methods if has_conv or m not in ("gradcam", "guided_gradcam")]
 
 

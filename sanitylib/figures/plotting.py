@@ -1,7 +1,7 @@
 """Figures of the book: sample inputs, mask grids, similarity curves.
 
 Absolute maps are drawn in grayscale and signed maps with a diverging colormap, after the paper's
-normalizations (:mod:`sanitylib.similarity`), as in Adebayo et al. (2018), Figs. 2-6.
+normalizations (:mod:`sanitylib.methods.similarity`), as in Adebayo et al. (2018), Figs. 2-6.
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from sanitylib.data import ImageDataset
-
-
-def _image(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor in [0, 1] -> an array imshow accepts."""
-    array = x.detach().cpu().numpy()
-    return array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0)).clip(0, 1)
+from sanitylib.data.images import ImageDataset
+from sanitylib.figures.style import color_for, image_array
 
 
 def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Figure:
@@ -28,7 +23,7 @@ def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Fig
                              figsize=(1.3 * per_dataset, 1.5 * len(datasets)))
     for row, data in zip(axes, datasets):
         for i, ax in enumerate(row):
-            ax.imshow(_image(data.x_test[i]), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(image_array(data.x_test[i]), cmap="gray", vmin=0, vmax=1)
             ax.set_title(data.classes[int(data.y_test[i])], fontsize=8)
             ax.axis("off")
         row[0].text(-0.3, 0.5, data.name, transform=row[0].transAxes, rotation=90,
@@ -44,14 +39,14 @@ def mask_grid(maps: dict[str, dict[str, torch.Tensor]], steps: Sequence[str],
     """The paper's randomization grid: rows are methods, columns the original model then each
     randomized step, for input ``index``; ``mode`` is "absolute" (grayscale) or "signed"
     (diverging)."""
-    from sanitylib.similarity import normalize_absolute, normalize_signed
+    from sanitylib.methods.similarity import normalize_absolute, normalize_signed
 
     if mode not in ("absolute", "signed"):
         raise ValueError(f"unknown mode {mode!r}; valid choices: absolute, signed")
     fig, axes = plt.subplots(len(methods), len(steps) + 1, squeeze=False,
                              figsize=(1.1 * (len(steps) + 1), 1.15 * len(methods) + 0.4))
     for r, method in enumerate(methods):
-        axes[r, 0].imshow(_image(image), cmap="gray")
+        axes[r, 0].imshow(image_array(image), cmap="gray")
         axes[r, 0].set_ylabel((labels or {}).get(method, method), rotation=0, ha="right",
                               va="center", fontsize=8)
         for c, step in enumerate(steps, start=1):
@@ -68,14 +63,6 @@ def mask_grid(maps: dict[str, dict[str, torch.Tensor]], steps: Sequence[str],
     axes[0, 0].set_title("input", fontsize=7, rotation=45, ha="left")
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
-
-
-#: Line colours: tab10 without its grey, which is kept for the random-map band.
-_PALETTE = [plt.cm.tab10(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["black", "olive", "navy"]
-
-
-def _color(names: Sequence[str], name: str):
-    return _PALETTE[list(names).index(name) % len(_PALETTE)]
 
 
 def _random_band(ax, baseline, metric: str, mean_line: bool = False) -> None:
@@ -105,9 +92,9 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
         for method in methods:
             rows = summary[(summary.method == method) & (summary.metric == metric)]
             rows = rows.set_index("block").reindex(steps)
-            line, = ax.plot(x, rows["mean"], marker="o", ms=3, color=_color(methods, method),
+            line, = ax.plot(x, rows["mean"], marker="o", ms=3, color=color_for(methods, method),
                             label=(labels or {}).get(method, method))
-            ax.fill_between(x, rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
+            ax.fill_between(x, rows["low"], rows["high"], color=line.getcolor_for(), alpha=0.2)
         ax.set_xticks(x, steps, rotation=60, ha="right", fontsize=7)
         ax.set_title((metric_labels or {}).get(metric, metric), fontsize=9)
         ax.set_ylim(-0.3, 1.05)
@@ -140,7 +127,7 @@ def variant_points(summary, variant: str, values: Sequence[str], methods: Sequen
         rows = rows.set_index("method").reindex(methods)
         ax.errorbar(rows["mean"], y + offset, xerr=[rows["mean"] - rows["low"],
                                                      rows["high"] - rows["mean"]],
-                    fmt="o", ms=4, capsize=2, color=_color(values, value), label=str(value))
+                    fmt="o", ms=4, capsize=2, color=color_for(values, value), label=str(value))
     ax.set_yticks(y, [(labels or {}).get(m, m) for m in methods], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="0.5", lw=0.5)
@@ -169,7 +156,7 @@ def similarity_bars(summary, baseline, metrics: Sequence[str], methods: Sequence
     for ax, metric in zip(axes[0], metrics):
         _random_band(ax, baseline, metric, mean_line=True)
         rows = summary[summary.metric == metric].set_index("method").reindex(methods)
-        ax.bar(x, rows["mean"], width=0.75, color=[_color(methods, m) for m in methods],
+        ax.bar(x, rows["mean"], width=0.75, color=[color_for(methods, m) for m in methods],
                yerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]], capsize=2,
                error_kw={"lw": 0.8}, zorder=2)
         ax.set_xticks(x, [(labels or {}).get(m, m) for m in methods], rotation=60, ha="right",

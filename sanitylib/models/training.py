@@ -9,16 +9,18 @@ the data source, so a second run loads instead of training.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.data import ImageDataset, load_dataset, subset
-from sanitylib.models import build
+from sanitylib.data.images import ImageDataset, load_dataset, subset
+from sanitylib.infra.cache import cached
+from sanitylib.methods.saliency import predicted_class
+from sanitylib.models.mnist import MLP, MnistCNN, build
 
 LABELS = ("true", "permuted")
 
@@ -49,21 +51,35 @@ class TrainConfig:
 
 @dataclass
 class TrainedModel:
-    """A trained model with its configuration, data source and accuracy record."""
+    """A trained model with its configuration, data source and accuracy record.
+
+    ``eval_accuracy`` is measured on the held-out split named by ``eval_split`` ("test" for the
+    image datasets, "dev" for SST-2), always with the true labels.
+    """
 
     model: nn.Module
-    config: TrainConfig
+    config: object
     source: str
     train_accuracy: float
-    test_accuracy: float
+    eval_accuracy: float
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    eval_split: ClassVar[str] = "test"
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.eval_accuracy
+
+    def _columns(self) -> dict[str, object]:
+        """Columns of :meth:`summary` between the configuration and the source."""
+        return {}
 
     def summary(self) -> dict[str, object]:
         """One flat row for an accuracy table."""
-        return {**{k: v for k, v in asdict(self.config).items()}, "source": self.source,
-                "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+        return {**asdict(self.config), **self._columns(), "source": self.source,
+                "train_accuracy": self.train_accuracy,
+                f"{self.eval_split}_accuracy": self.eval_accuracy,
                 "epochs_run": self.epochs_run, "train_seconds": round(self.seconds, 1)}
 
 
@@ -76,48 +92,66 @@ def permute_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Te
     return shuffled
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy, evaluated in batches in eval mode."""
+def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of ``predicted`` classes equal to ``labels`` (exact, not a float32 mean)."""
+    return int((predicted.cpu() == labels.cpu()).sum()) / max(len(labels), 1)
+
+
+Batches = Callable[[torch.Generator], Iterable[tuple[tuple[torch.Tensor, ...], torch.Tensor]]]
+
+
+def training_loop(model: nn.Module, batches: Batches, n_examples: int,
+                  optimizer: torch.optim.Optimizer, *, epochs: int, seed: int,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                  stop_at_train_accuracy: float | None = None, verbose: bool = False
+                  ) -> list[dict[str, float]]:
+    """The one training loop of the book (images and text): cross-entropy, one optimizer step
+    per batch, the per-epoch history of loss and running training accuracy.
+
+    ``batches(generator)`` yields ``(model inputs, labels)`` for one epoch, shuffled with the
+    seeded ``generator``. Stops early once an epoch's running training accuracy reaches
+    ``stop_at_train_accuracy`` (the paper trained on permuted labels until > 95 % were fitted).
+    ``model`` is trained in place and left in eval mode.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss_sum, correct = 0.0, 0
+        for inputs, labels in batches(generator):
+            logits = model(*inputs)
+            loss = nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+        history.append({"epoch": epoch, "loss": loss_sum / n_examples,
+                        "train_accuracy": correct / n_examples})
+        if verbose:
+            print(f"  epoch {epoch:3d}/{epochs}: loss {loss_sum / n_examples:.4f}, "
+                  f"running train accuracy {correct / n_examples:.3f}", flush=True)
+        if stop_at_train_accuracy is not None and correct / n_examples >= stop_at_train_accuracy:
+            break
     model.eval()
-    with torch.no_grad():
-        correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                      for i in range(0, len(y), batch_size))
-    return correct / max(len(y), 1)
+    return history
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs: int,
         batch_size: int, seed: int, stop_at_train_accuracy: float | None = None,
         verbose: bool = False) -> list[dict[str, float]]:
-    """Adam on ``(x, y)`` in seeded, shuffled mini-batches; returns the per-epoch history.
-
-    Stops early once an epoch's running training accuracy reaches ``stop_at_train_accuracy``
-    (the paper trained on permuted labels until > 95 % were fitted). ``model`` is trained in place.
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    history: list[dict[str, float]] = []
-    for epoch in range(1, epochs + 1):
-        model.train()
+    """Adam on ``(x, y)`` in seeded, shuffled mini-batches (:func:`training_loop`)."""
+    def batches(generator: torch.Generator):
         order = torch.randperm(len(y), generator=generator)
-        loss_sum, correct = 0.0, 0
         for i in range(0, len(y), batch_size):
             index = order[i:i + batch_size]
-            logits = model(x[index])
-            loss = nn.functional.cross_entropy(logits, y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(index)
-            correct += int((logits.argmax(1) == y[index]).sum())
-        history.append({"epoch": epoch, "loss": loss_sum / len(y), "train_accuracy": correct / len(y)})
-        if verbose:
-            print(f"  epoch {epoch:3d}/{epochs}: loss {loss_sum / len(y):.4f}, "
-                  f"running train accuracy {correct / len(y):.3f}", flush=True)
-        if stop_at_train_accuracy is not None and correct / len(y) >= stop_at_train_accuracy:
-            break
-    model.eval()
-    return history
+            yield (x[index],), y[index]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    return training_loop(model, batches, len(y), optimizer, epochs=epochs, seed=seed,
+                         stop_at_train_accuracy=stop_at_train_accuracy, verbose=verbose)
 
 
 def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, object]:
@@ -131,8 +165,9 @@ def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, ob
                   seed=config.seed, stop_at_train_accuracy=config.stop_at_train_accuracy,
                   verbose=verbose)
     return {"state_dict": model.state_dict(), "history": history,
-            "train_accuracy": accuracy(model, x, y),
-            "test_accuracy": accuracy(model, data.x_test, data.y_test),
+            "train_accuracy": accuracy(predicted_class(model, x, max_rows=1000), y),
+            "test_accuracy": accuracy(predicted_class(model, data.x_test, max_rows=1000),
+                                      data.y_test),
             "seconds": time.perf_counter() - start}
 
 
@@ -150,7 +185,8 @@ def train(config: TrainConfig, data: ImageDataset | None = None,
     if verbose:
         print(f"model {config.architecture} / {config.dataset} / {config.labels} labels "
               f"({data.source})", flush=True)
-    result = cached("models", key, lambda: _fit(config, data, verbose))
+    result = cached("models", key, lambda: _fit(config, data, verbose),
+                    code=(_fit, fit, training_loop, build, MnistCNN, MLP))
     model = build(config.architecture, in_channels=data.x_train.shape[1])
     model.load_state_dict(result["state_dict"])
     model.eval()

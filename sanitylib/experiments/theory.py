@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.edges import SOBEL_X, sobel
-from sanitylib.experiments import fingerprint
-from sanitylib.similarity import compare
+from sanitylib.infra.cache import cached
+from sanitylib.methods import similarity
+from sanitylib.methods.edges import SOBEL_X, sobel
+from sanitylib.methods.similarity import compare
 
 FILTERS = ("random", "sobel")
 POOLS = ("max", "sum")
@@ -133,7 +133,7 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
                                               "image": np.arange(len(values)), "value": values}))
         return pd.concat(rows, ignore_index=True)
 
-    return cached("scores", {"kind": "input_dominance", "maps": fingerprint(inputs, gradients),
+    return cached("scores", {"kind": "input_dominance", "inputs": inputs, "gradients": gradients,
                              "noise_levels": [float(v) for v in noise_levels],
                              "metrics": list(metrics), "seed": seed, "labels": labels or {}},
-                  build)
+                  build, code=(similarity, input_dominance))

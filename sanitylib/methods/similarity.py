@@ -22,6 +22,10 @@ from scipy import stats
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
+__all__ = ["METRICS", "SSIM_VARIANTS", "compare", "cosine", "hog_similarity", "l2_distance",
+           "normalize_absolute", "normalize_signed", "pearson", "random_baseline", "random_pair",
+           "spearman", "ssim", "summarize"]
+
 ArrayLike = np.ndarray | torch.Tensor
 METRICS = ("spearman_abs", "spearman", "ssim", "hog", "cosine", "pearson", "l2_distance")
 SSIM_VARIANTS = ("text", "code")
@@ -217,27 +221,33 @@ def compare(a: ArrayLike, b: ArrayLike, metric: str, **options: object) -> np.nd
     return _METRIC_FUNCTIONS[metric](a, b, **options)
 
 
+def random_pair(shape: tuple[int, ...], n: int = 100, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Two batches of ``n`` unrelated random maps (standard normal) of ``shape``, seeded."""
+    generator = np.random.default_rng(seed)
+    return generator.standard_normal((n, *shape)), generator.standard_normal((n, *shape))
+
+
 def random_baseline(metric: str, shape: tuple[int, ...], n: int = 100, seed: int = 0,
                     **options: object) -> np.ndarray:
-    """Scores of ``n`` pairs of unrelated random maps (standard normal) of ``shape`` (C, H, W).
+    """Scores of ``n`` pairs of unrelated random maps (:func:`random_pair`) of ``shape``.
 
     The paper's calibration: what a metric says about two maps that share nothing.
     """
-    generator = np.random.default_rng(seed)
-    a = generator.standard_normal((n, *shape))
-    b = generator.standard_normal((n, *shape))
-    return compare(a, b, metric, **options)
+    return compare(*random_pair(shape, n, seed), metric, **options)
 
 
-def summarize(scores: ArrayLike, confidence: float = 0.95) -> dict[str, float]:
-    """Mean and a t confidence interval of the defined scores; NaNs are counted, not averaged.
+def summarize(scores: ArrayLike, confidence: float = 0.95, warn: bool = True
+              ) -> dict[str, float]:
+    """Mean and a t confidence interval of the defined scores; NaNs are counted, not averaged
+    (and warned about unless ``warn=False``: tables report them in ``n_undefined``).
 
     Returns ``mean``, ``low``, ``high``, ``std``, ``n`` (defined scores) and ``n_undefined``.
     """
     values = _numpy(scores).ravel()
     defined = values[~np.isnan(values)]
     n_undefined = int(values.size - defined.size)
-    if n_undefined:
+    if n_undefined and warn:
         warnings.warn(f"{n_undefined} of {values.size} scores are undefined (constant or NaN "
                       "maps) and left out of the summary", stacklevel=2)
     if defined.size == 0:

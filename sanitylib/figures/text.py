@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sanitylib.text_saliency import LABELS, METRIC_LABELS
+from sanitylib.methods.text import LABELS, METRIC_LABELS
 
 #: Width of one monospace character, in inches, at the font size below.
 _FONT_SIZE = 8.5

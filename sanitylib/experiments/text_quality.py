@@ -12,7 +12,7 @@ the original model and after each step of cascading randomization. Both metrics 
   to the explanation's norm (Captum's definition).
 
 Attributions are taken with respect to the output of ``bert.embeddings``, as in
-:mod:`sanitylib.text_saliency`.
+:mod:`sanitylib.experiments.text`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import torch
 from captum.attr import IntegratedGradients
 from captum.metrics import infidelity, sensitivity_max
 
-from sanitylib.cache import cached
-from sanitylib.experiments import TARGETS, fingerprint
-from sanitylib.quality import infidelity_perturbation
-from sanitylib.randomization import randomize
-from sanitylib.text import Batch, TextClassifier, text_blocks
-from sanitylib.text_saliency import IG_VARIANTS, embed, explaining, predicted_class
+from sanitylib.experiments.runner import TARGETS
+from sanitylib.infra.cache import cached
+from sanitylib.methods import quality
+from sanitylib.methods.quality import infidelity_perturbation
+from sanitylib.methods.randomization import randomize
+from sanitylib.methods.saliency import explaining
+from sanitylib.methods.text import IG_VARIANTS, embed, predicted_class
+from sanitylib.models.text import Batch, TextClassifier
 
 
 def forward_on_embeddings(model: TextClassifier) -> Callable[..., torch.Tensor]:
@@ -102,14 +104,13 @@ def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Te
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
-    key = {"model": fingerprint(model),
-           "inputs": fingerprint(batch.input_ids, batch.attention_mask, reference),
+    key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
            "steps": steps, "init": init, "seed": seed, "target": target, "options": options}
 
     def build() -> pd.DataFrame:
         fixed = predicted_class(model, batch) if target == "fixed" else None
         tables = []
-        for step, (block, randomized) in enumerate(randomize(model, blocks=text_blocks(model),
+        for step, (block, randomized) in enumerate(randomize(model,
                                                              init=init, seed=seed)):
             if verbose:
                 print(f"  infidelity and max-sensitivity: {block}", flush=True)
@@ -117,5 +118,6 @@ def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Te
                                              **options).assign(step=step, block=block))
         return pd.concat(tables, ignore_index=True)
 
-    table = cached("text_quality", key, build)
+    table = cached("text_quality", key, build,
+                   code=(quality, evaluation_metrics, forward_on_embeddings, evaluation_by_block))
     return table[["step", "block", "method", "sentence", "infidelity", "max_sensitivity"]]

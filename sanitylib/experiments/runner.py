@@ -8,8 +8,8 @@ model's weights, the inputs and every setting, so re-running a chapter is fast.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,32 +17,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.randomization import block_paths, randomize
-from sanitylib.saliency import METHODS, explain, predicted_class
-from sanitylib.similarity import compare, random_baseline
+from sanitylib.infra.cache import cached
+from sanitylib.methods import randomization, saliency, similarity
+from sanitylib.methods.randomization import randomize, step_names
+from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.methods.similarity import compare, random_pair, summarize
+from sanitylib.models.under_test import ModelUnderTest, model_under_test
+
+#: The code every explanation map depends on (part of the maps' cache keys).
+EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"])
+SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
-
-
-def fingerprint(*items: torch.Tensor | np.ndarray | nn.Module) -> str:
-    """SHA-256 (16 hex digits) of tensors, arrays or a model's state dict: part of cache keys."""
-    digest = hashlib.sha256()
-    for item in items:
-        values = item.state_dict().values() if isinstance(item, nn.Module) else [item]
-        for value in values:
-            array = (value.detach().cpu().contiguous().numpy() if isinstance(value, torch.Tensor)
-                     else np.ascontiguousarray(value))
-            digest.update(str(array.shape).encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def maps_fingerprint(maps: Mapping[str, torch.Tensor | np.ndarray]) -> dict[str, str]:
-    """``{name: fingerprint}`` of a dict of maps: the part of a score table's cache key that
-    says which maps were compared."""
-    return {name: fingerprint(m) for name, m in maps.items()}
 
 
 def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
@@ -58,6 +45,18 @@ def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
             for m in methods}
 
 
+def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                   methods: Sequence[str], target: torch.Tensor | None = None,
+                   options: Mapping[str, Mapping[str, object]] | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """:func:`explain_all`, cached by the model's identity, the inputs and every setting."""
+    options = {m: dict(o) for m, o in (options or {}).items()}
+    key = {"model": model, "inputs": inputs, "methods": list(methods), "options": options,
+           "target": target}
+    return cached("explanations", key, lambda: explain_all(model, inputs, methods, target, options),
+                  code=(*EXPLAIN_CODE, explain_all))
+
+
 @dataclass
 class RandomizationRun:
     """Maps of every randomization step and their similarity to the original model's maps."""
@@ -70,8 +69,8 @@ class RandomizationRun:
     predictions: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
-def _step_maps(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], order: str,
-               init: str, seed: int, blocks: Sequence[str] | Mapping[str, str] | None,
+def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
+               init: str, seed: int, blocks: Sequence[str] | None,
                target: str, options: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit)."""
     steps: dict[str, dict[str, torch.Tensor]] = {}
@@ -82,7 +81,7 @@ def _step_maps(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], o
         if step == "original":
             fixed = predictions[step]
         labels = fixed if target == "fixed" else None
-        steps[step] = explain_all(randomized, inputs, methods, labels, options)
+        steps[step] = explain_all(model.with_module(randomized), inputs, methods, labels, options)
     return {"steps": steps, "predictions": predictions}
 
 
@@ -108,10 +107,11 @@ def _step_scores(steps: Mapping[str, Mapping[str, torch.Tensor]], step_names: Se
     return table[[c for c in table.columns if c not in fixed] + fixed]
 
 
-def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str], *,
+def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                      methods: Sequence[str], *,
                       order: str = "cascading", init: str = "default",
                       seeds: Sequence[int] = (0,), metrics: Sequence[str] = DEFAULT_METRICS,
-                      blocks: Sequence[str] | Mapping[str, str] | None = None,
+                      blocks: Sequence[str] | None = None,
                       target: str = "recompute",
                       options: Mapping[str, Mapping[str, object]] | None = None,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
@@ -139,29 +139,29 @@ def randomization_run(model: nn.Module, inputs: torch.Tensor, methods: Sequence[
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     options = {m: dict(o) for m, o in (options or {}).items()}
-    step_names = ["original"] + list(block_paths(model, blocks))
-    if order == "bottom_up":
-        step_names = ["original"] + step_names[:0:-1]
+    model = model_under_test(model)
+    names = step_names(model, blocks, order)
     rows: list[pd.DataFrame] = []
-    run = RandomizationRun(pd.DataFrame(), step_names)
+    run = RandomizationRun(pd.DataFrame(), names)
     for seed in seeds:
-        key = {"model": fingerprint(model), "inputs": fingerprint(inputs), "methods": list(methods),
-               "order": order, "init": init, "seed": seed, "target": target,
-               "blocks": blocks if blocks is None or isinstance(blocks, Mapping) else list(blocks),
+        key = {"model": model, "inputs": inputs, "methods": list(methods), "order": order,
+               "init": init, "seed": seed, "target": target, "blocks": blocks,
                "options": options}
         if verbose:
-            print(f"  {order} / {init} / seed {seed}: {len(step_names)} steps x "
+            print(f"  {order} / {init} / seed {seed}: {len(names)} steps x "
                   f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
         result = cached("explanations", key, lambda seed=seed: _step_maps(
-            model, inputs, methods, order, init, seed, blocks, target, options))
+            model, inputs, methods, order, init, seed, blocks, target, options),
+            code=(*EXPLAIN_CODE, _step_maps, explain_all))
         steps = result["steps"]
         columns = {**(labels or {}), "order": order, "init": init, "target": target,
                    "seed": seed}
         rows.append(cached("scores", {
-            **key, "steps": step_names, "metrics": list(metrics),
+            "maps": steps, "steps": names, "metrics": list(metrics),
             "metric_options": metric_options or {}, "columns": columns},
             lambda steps=steps, columns=columns: _step_scores(
-                steps, step_names, methods, metrics, metric_options or {}, columns)))
+                steps, names, methods, metrics, metric_options or {}, columns),
+            code=(*SCORE_CODE, _step_scores)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = result["predictions"]
@@ -185,14 +185,13 @@ def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.T
                                           "image": np.arange(len(values)), "value": values}))
         return pd.concat(rows, ignore_index=True)
 
-    return cached("scores", {"kind": "pairs", "a": maps_fingerprint(maps_a),
-                             "b": maps_fingerprint(maps_b), "metrics": list(metrics),
+    return cached("scores", {"kind": "pairs", "a": maps_a, "b": maps_b, "metrics": list(metrics),
                              "metric_options": metric_options or {}, "labels": labels or {}},
-                  build)
+                  build, code=(*SCORE_CODE, pair_scores))
 
 
 def band(metric: str, values: np.ndarray) -> dict[str, object]:
-    """One row of a random-mask baseline table: mean, 2.5-97.5 % band and count of the defined
+    """One row of a random-map baseline table: mean, 2.5-97.5 % band and count of the defined
     (non-NaN) ``values`` of ``metric``."""
     values = values[~np.isnan(values)]
     return {"metric": metric, "mean": float(values.mean()),
@@ -200,33 +199,33 @@ def band(metric: str, values: np.ndarray) -> dict[str, object]:
             "high": float(np.percentile(values, 97.5)), "n": int(values.size)}
 
 
+def random_band(metrics: Sequence[str], pair: tuple[np.ndarray, np.ndarray],
+                score: Callable[[np.ndarray, np.ndarray, str], np.ndarray]) -> pd.DataFrame:
+    """The floor of every similarity, for images and text alike: ``score(a, b, metric)`` of
+    two batches of unrelated random maps ``pair``, as one :func:`band` row per metric."""
+    return pd.DataFrame([band(metric, score(*pair, metric)) for metric in metrics])
+
+
 def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100, seed: int = 0,
                    metric_options: Mapping[str, Mapping[str, object]] | None = None
                    ) -> pd.DataFrame:
-    """The random-mask baseline: mean and 2.5-97.5 % band of each metric on unrelated random maps."""
-    def build() -> pd.DataFrame:
-        return pd.DataFrame([band(metric, random_baseline(
-            metric, shape, n=n, seed=seed, **dict((metric_options or {}).get(metric, {}))))
-            for metric in metrics])
-
+    """The random-mask baseline of image maps (:func:`random_band` of
+    :func:`sanitylib.methods.similarity.random_baseline` pairs), cached."""
+    options = metric_options or {}
     return cached("scores", {"kind": "random_baseline", "metrics": list(metrics),
                              "shape": list(shape), "n": n, "seed": seed,
-                             "metric_options": metric_options or {}}, build)
+                             "metric_options": options},
+                  lambda: random_band(metrics, random_pair(shape, n, seed),
+                                      lambda a, b, m: compare(a, b, m, **dict(options.get(m, {})))),
+                  code=(*SCORE_CODE, band, random_band, baseline_table))
 
 
 def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95
                      ) -> pd.DataFrame:
-    """Mean and t interval of ``value`` per group, over images and seeds; NaNs counted apart."""
-    from scipy import stats
-
+    """Mean and t interval of ``value`` per group, over images and seeds, by
+    :func:`sanitylib.methods.similarity.summarize`; NaNs counted apart."""
     def one(group: pd.Series) -> pd.Series:
-        values = group.to_numpy(dtype=float)
-        defined = values[~np.isnan(values)]
-        n = defined.size
-        mean = defined.mean() if n else np.nan
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * defined.std(ddof=1) / np.sqrt(n) \
-            if n > 1 else 0.0
-        return pd.Series({"mean": mean, "low": mean - half, "high": mean + half, "n": n,
-                          "n_undefined": values.size - n})
+        summary = summarize(group.to_numpy(dtype=float), confidence, warn=False)
+        return pd.Series({k: summary[k] for k in ("mean", "low", "high", "n", "n_undefined")})
 
     return scores.groupby(list(by), sort=False)["value"].apply(one).unstack().reset_index()

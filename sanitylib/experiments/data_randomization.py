@@ -23,15 +23,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from sanitylib.cache import cached
-from sanitylib.data import ImageDataset
-from sanitylib.experiments import DEFAULT_METRICS, TARGETS, explain_all, fingerprint, pair_scores
-from sanitylib.parameter_randomization import PAPER_FINDINGS as CASCADING_FINDINGS
-from sanitylib.parameter_randomization import against_random, methods_for
-from sanitylib.saliency import METHODS, predicted_class
-from sanitylib.training import PAPER_PERMUTED, PAPER_TEST_ACCURACY, TrainConfig, TrainedModel, train
+from sanitylib.data.images import ImageDataset
+from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS as CASCADING_FINDINGS
+from sanitylib.experiments.parameter_randomization import against_random, methods_for
+from sanitylib.experiments.runner import DEFAULT_METRICS, TARGETS, explain_cached, pair_scores
+from sanitylib.methods.saliency import METHODS, predicted_class
+from sanitylib.models.training import (
+    PAPER_PERMUTED,
+    PAPER_TEST_ACCURACY,
+    TrainConfig,
+    TrainedModel,
+    train,
+)
 
 #: Fractions of permuted training labels in the partial-noise extension.
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -84,19 +88,6 @@ class DataRandomizationRun:
     #: ``maps[arch, dataset][version][method]`` for the first ``keep_maps`` inputs, where version
     #: is ``"true"`` or ``(label_noise, seed)``.
     maps: dict[tuple[str, str], dict[object, dict[str, torch.Tensor]]] = field(default_factory=dict)
-
-
-def explain_cached(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
-                   target: torch.Tensor | None = None,
-                   options: Mapping[str, Mapping[str, object]] | None = None
-                   ) -> dict[str, torch.Tensor]:
-    """:func:`sanitylib.experiments.explain_all`, cached by weights, inputs and settings."""
-    options = {m: dict(o) for m, o in (options or {}).items()}
-    key = {"test": "data_randomization", "model": fingerprint(model),
-           "inputs": fingerprint(inputs), "methods": list(methods), "options": options,
-           "target": None if target is None else fingerprint(target)}
-    return cached("explanations", key,
-                  lambda: explain_all(model, inputs, methods, target, options))
 
 
 def _accuracy_row(trained: TrainedModel) -> dict[str, object]:
@@ -176,8 +167,8 @@ def data_randomization_test(architectures: Sequence[str], data: Mapping[str, Ima
                     scores.append(pair_scores(true_maps, maps, metrics, labels))
                     predictions.append(pd.DataFrame({
                         **labels, "image": np.arange(len(x)),
-                        "true_model_class": true_class.numpy(),
-                        "permuted_model_class": predicted_class(other.model, x).numpy()}))
+                        "true_model_class": true_class.cpu().numpy(),
+                        "permuted_model_class": predicted_class(other.model, x).cpu().numpy()}))
                     if keep_maps:
                         run.maps[arch, name][float(noise), int(seed)] = \
                             {m: v[:keep_maps] for m, v in maps.items()}

@@ -1,13 +1,15 @@
 """The saliency methods of Adebayo et al. (2018), Section 2, behind one call.
 
 ``explain(model, inputs, method)`` returns a map shaped like ``inputs`` for each of
-:data:`METHODS`. Defaults follow the original code (REPLICATION.md): Integrated Gradients with 50
+:data:`METHODS`. Defaults follow the original code (the book's reference page): Integrated Gradients with 50
 steps from a zero baseline along ``linspace(0, 1, 50)`` (both ends) times ``(x - baseline)``;
 SmoothGrad and VarGrad with 50 noisy copies and sigma = 0.15 * (max - min) of each image; GradCAM
 on the last conv block with a ReLU and bilinear upsampling. The class explained is by default the
 argmax logit of the model being explained; pass ``target`` to fix it.
 
-Single gradients, Guided Backprop and GradCAM come from Captum. The sampling around them is written
+Single gradients and GradCAM come from Captum; Guided Backprop from
+:mod:`sanitylib.methods.guided`, which guides every rectifier call (Captum hooks only ``nn.ReLU``
+modules). The sampling around them is written
 here because Captum lacks the original settings: its Riemann rules do not weigh
 ``linspace(0, 1, n)`` uniformly, and its NoiseTunnel takes one sigma for the whole batch where the
 paper scales it per image. Interpolation steps, noise samples and images are evaluated together in
@@ -16,15 +18,17 @@ chunks of at most ``max_rows`` model inputs.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, Saliency
+from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
-from sanitylib.models import GRADCAM_LAYER, architecture_of, count_relu_calls, with_module_relus
+from sanitylib.methods.guided import guided_backprop
+from sanitylib.models.under_test import ModelUnderTest, model_under_test
+
+__all__ = ["LABELS", "METHODS", "explain", "explaining", "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -67,17 +71,22 @@ def _default_max_rows(inputs: torch.Tensor, memory_mb: float) -> int:
 
 
 @torch.no_grad()
-def predicted_class(model: nn.Module, inputs: torch.Tensor, max_rows: int = 256) -> torch.Tensor:
-    """The argmax logit of ``model`` for each input, computed in chunks."""
-    with explaining(model):
-        return torch.cat([model(inputs[i:i + max_rows]).argmax(1)
-                          for i in range(0, len(inputs), max_rows)])
+def predicted_class(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                    *forward_args: torch.Tensor, max_rows: int = 256) -> torch.Tensor:
+    """The argmax logit of ``model`` for each input, in chunks of ``max_rows``.
+
+    ``forward_args`` are further per-row model arguments (a text model's attention mask).
+    """
+    module = model.module if isinstance(model, ModelUnderTest) else model
+    with explaining(module):
+        return torch.cat([module(inputs[i:i + max_rows], *(a[i:i + max_rows] for a in forward_args))
+                          .argmax(1) for i in range(0, len(inputs), max_rows)])
 
 
 def _resolve_target(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor | None,
                     max_rows: int) -> torch.Tensor:
     if target is None:
-        return predicted_class(model, inputs, max_rows)
+        return predicted_class(model, inputs, max_rows=max_rows)
     target = torch.as_tensor(target, dtype=torch.long)
     if target.ndim == 0:
         return target.expand(len(inputs)).clone()
@@ -121,25 +130,9 @@ def _noise(x: torch.Tensor, samples: int, noise_level: float, seed: int,
     return noise * noise_level * spread
 
 
-def _guided_model(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """The model with module ReLUs only, checked: every ReLU call must be hookable."""
-    converted = with_module_relus(model)
-    functional, hooked = count_relu_calls(converted, example)
-    if functional != hooked:
-        raise RuntimeError(f"{functional - hooked} of {functional} ReLU calls are not nn.ReLU "
-                           "modules; Guided Backprop would silently fall back to the gradient")
-    return converted
-
-
-def _gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: str | None,
+def _gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: nn.Module,
              relu: bool, max_rows: int) -> torch.Tensor:
-    if layer is None:
-        arch = getattr(model, "architecture", None) or architecture_of(model)
-        if arch not in GRADCAM_LAYER:
-            raise ValueError(f"GradCAM needs a conv layer; {arch} has none by default. Pass "
-                             f"layer= (a submodule path); defaults exist for {list(GRADCAM_LAYER)}")
-        layer = GRADCAM_LAYER[arch]
-    cam = LayerGradCam(model, model.get_submodule(layer))
+    cam = LayerGradCam(model, layer)
     maps = torch.cat([cam.attribute(x[i:i + max_rows].clone().requires_grad_(),
                                     target=targets[i:i + max_rows],
                                     relu_attributions=relu).detach()
@@ -148,16 +141,32 @@ def _gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: st
     return maps.expand_as(x).contiguous()
 
 
-def explain(model: nn.Module, inputs: torch.Tensor, method: str,
+def _gradcam_layer(model: ModelUnderTest | nn.Module, layer: str | nn.Module | None
+                   ) -> nn.Module:
+    """GradCAM's layer: ``layer`` (a module or submodule path), else the model's own."""
+    module = model.module if isinstance(model, ModelUnderTest) else model
+    if isinstance(layer, nn.Module):
+        return layer
+    if layer is None:
+        subject = model_under_test(model)
+        if subject.gradcam_layer is None:
+            raise ValueError(f"GradCAM needs a conv layer and {subject.name} names none; pass "
+                             "layer= (a module or submodule path)")
+        layer = subject.gradcam_layer
+    return module.get_submodule(layer)
+
+
+def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str,
             target: int | torch.Tensor | None = None, *, steps: int = 50,
             baseline: torch.Tensor | float = 0.0, multiply_by_inputs: bool = True,
             samples: int = 50, noise_level: float = 0.15, seed: int = 0,
-            layer: str | None = None, relu_attributions: bool = True,
+            layer: str | nn.Module | None = None, relu_attributions: bool = True,
             max_rows: int | None = None, memory_mb: float = 2048.0) -> torch.Tensor:
     """Explain ``model``'s logit for ``target`` at each of ``inputs`` with ``method``.
 
     Args:
-        model: a classifier returning logits (B, classes). It is not modified.
+        model: a classifier returning logits (B, classes), or a :class:`ModelUnderTest` around
+            one. It is not modified.
         inputs: a batch (B, C, H, W) or (B, features).
         method: one of :data:`METHODS`.
         target: None (each input's argmax logit under ``model``), one int, or one label per input.
@@ -166,7 +175,8 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str,
             for IG-SmoothGrad.
         samples, noise_level, seed: SmoothGrad / VarGrad / IG-SmoothGrad noise; sigma is
             ``noise_level * (max - min)`` of each image.
-        layer: GradCAM's layer (submodule path); defaults to :data:`GRADCAM_LAYER`.
+        layer: GradCAM's layer (a module, as in Captum, or a submodule path); defaults to the
+            model under test's ``gradcam_layer``.
         relu_attributions: GradCAM's ReLU on the map.
         max_rows, memory_mb: at most ``max_rows`` inputs per forward pass; by default derived
             from ``memory_mb``, and at most 256.
@@ -181,6 +191,8 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str,
     if method in ("smoothgrad", "vargrad", "ig_smoothgrad") and samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
     rows = max_rows or _default_max_rows(inputs, memory_mb)
+    cam_layer = _gradcam_layer(model, layer) if method in ("gradcam", "guided_gradcam") else None
+    model = model.module if isinstance(model, ModelUnderTest) else model
     x = inputs.detach()
     base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[:1]).expand_as(x)
     with explaining(model):
@@ -197,16 +209,11 @@ def explain(model: nn.Module, inputs: torch.Tensor, method: str,
             return _noisy(model, x, targets, method, samples, noise_level, seed, steps, base,
                           multiply_by_inputs, rows)
         if method == "gradcam":
-            return _gradcam(model, x, targets, layer, relu_attributions, rows)
-        guided = _guided_model(model, x[:1])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-            gbp = torch.cat([GuidedBackprop(guided).attribute(
-                x[i:i + rows].clone().requires_grad_(), target=targets[i:i + rows]).detach()
-                for i in range(0, len(x), rows)])
+            return _gradcam(model, x, targets, cam_layer, relu_attributions, rows)
+        gbp = guided_backprop(model, x, targets, max_rows=rows)
         if method == "guided_backprop":
             return gbp
-        return gbp * _gradcam(guided, x, targets, layer, relu_attributions, rows)
+        return gbp * _gradcam(model, x, targets, cam_layer, relu_attributions, rows)
 
 
 def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str, samples: int,

@@ -1,0 +1,1 @@
+"""Experiments: the runner shared by images and text, and one module per chapter (tidy tables)."""

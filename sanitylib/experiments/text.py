@@ -1,0 +1,176 @@
+"""Token-level explanations of a text classifier and their cascading randomization test.
+
+Kokhlikyan et al. (2021), Section 3 and Appendix B: explain a BERT sentiment classifier with
+Layer Integrated Gradients on its embedding layer, in the *global* form (times the difference
+between the input's and the baseline's embeddings) and the *local* form (without it); sum the
+attribution over the embedding dimension to get one importance per token and normalise it to unit
+L2 norm; randomize the model's blocks in cascade, top to bottom, with 10 trials per block, and
+compare each trial's explanations with the original ones by cosine similarity, Spearman rank
+correlation and Euclidean distance. (Infidelity and max-sensitivity: :mod:`sanitylib.experiments.text_quality`.)
+
+- Attribution: Captum's ``LayerIntegratedGradients`` (Gauss-Legendre rule, the library's default)
+  from the Captum BERT tutorial's reference, the sentence with every token but [CLS] and [SEP]
+  replaced by [PAD]; Gradient and Gradient ⊙ Input with ``LayerGradientXActivation``, both with
+  respect to the output of ``bert.embeddings``. Global and local IG share one integral: global is
+  local times (x - x0), which is exactly what Captum's ``multiply_by_inputs=True`` returns.
+- Padding tokens get importance 0 and are left out of the rank correlation; special tokens stay
+  (the paper's Fig. 10 shows [CLS]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sanitylib.experiments.runner import TARGETS, random_band
+from sanitylib.infra.cache import cached
+from sanitylib.methods import randomization, saliency, similarity
+from sanitylib.methods import text as text_methods
+from sanitylib.methods.randomization import randomize, step_names
+from sanitylib.methods.text import (
+    METRICS,
+    compare_maps,
+    explain_text,
+    l2_normalise,
+    normalised_maps,
+    predicted_class,
+)
+from sanitylib.models.text import Batch, TextClassifier
+
+#: The code the text explanations depend on (part of their cache keys).
+TEXT_CODE = (text_methods, saliency, randomization, similarity)
+
+def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mapping[str, np.ndarray]],
+                mask: torch.Tensor, metrics: Sequence[str] = METRICS,
+                labels: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """Tidy similarity of two :func:`normalised_maps` results: one row per granularity, method,
+    metric and sentence."""
+    rows = []
+    for granularity, maps in a.items():
+        for method, first in maps.items():
+            for metric in metrics:
+                values = compare_maps(first, b[granularity][method], mask, metric)
+                rows.append(pd.DataFrame({**(labels or {}), "granularity": granularity,
+                                          "method": method, "metric": metric,
+                                          "sentence": np.arange(len(values)), "value": values}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@dataclass
+class TextRandomizationRun:
+    """Cascading randomization of a text classifier: scores, token importances, predictions."""
+
+    scores: pd.DataFrame
+    steps: list[str]
+    #: ``importance[seed][step][method]``: (B, T) token importances (L2-normalised).
+    importance: dict[int, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+    #: ``predictions[seed][step]``: each step's predicted class per sentence.
+    predictions: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def _seed_maps(model: TextClassifier, batch: Batch, reference: torch.Tensor, steps: int,
+               init: str, seed: int, fixed: torch.Tensor | None, original: Mapping,
+               metrics: Sequence[str]) -> dict[str, object]:
+    """One trial: every step's token importances and its embedding-level scores (the cached unit;
+    embedding-level maps are too large to keep)."""
+    importance, embedding_scores, predictions = {}, [], {}
+    for step, randomized in randomize(model, order="cascading",
+                                      init=init, seed=seed):
+        if step == "original":
+            continue
+        predictions[step] = predicted_class(randomized, batch)
+        maps = normalised_maps(explain_text(randomized, batch, reference, steps, fixed),
+                               batch.attention_mask)
+        importance[step] = maps["token"]
+        table = score_table({"embedding": original["embedding"]},
+                            {"embedding": maps["embedding"]}, batch.attention_mask, metrics)
+        embedding_scores.append(table.assign(block=step))
+    return {"importance": importance, "predictions": predictions,
+            "embedding_scores": pd.concat(embedding_scores, ignore_index=True)}
+
+
+def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
+                       seeds: Sequence[int] = (0,), steps: int = 20, init: str = "xavier",
+                       target: str = "recompute", metrics: Sequence[str] = METRICS,
+                       verbose: bool = True) -> TextRandomizationRun:
+    """Cascading parameter randomization (Kokhlikyan et al., Fig. 3 and Appendix B).
+
+    Every seed is one trial that re-draws every block (``init``: Xavier, as the paper; or any of
+    :data:`sanitylib.randomization.INITS`). ``target="recompute"`` explains each model's own
+    predicted class, ``"fixed"`` the original model's. Results are cached per trial, keyed by the
+    model's weights, the sentences and every setting.
+
+    Returns:
+        A run whose ``scores`` has one row per (seed, block, granularity, method, metric,
+        sentence); the "original" step compares the original explanations with themselves.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
+    names = step_names(model)
+    base_key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
+                "steps": steps, "target": target}
+    first = cached("text_explanations", {**base_key, "step": "original"}, lambda: {
+        "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
+        "predictions": predicted_class(model, batch)}, code=TEXT_CODE)
+    original, fixed = first["maps"], first["predictions"] if target == "fixed" else None
+    run = TextRandomizationRun(pd.DataFrame(), names)
+    rows = [score_table(original, original, batch.attention_mask, metrics).assign(
+        block="original")]
+    for seed in seeds:
+        if verbose:
+            print(f"  trial {seed}: {len(names) - 1} blocks x {len(batch.tokens)} sentences, "
+                  f"IG with {steps} steps", flush=True)
+        result = cached("text_explanations", {**base_key, "init": init, "seed": seed,
+                                              "metrics": list(metrics)},
+                        lambda seed=seed: _seed_maps(model, batch, reference, steps, init, seed,
+                                                     fixed, original, metrics),
+                        code=(*TEXT_CODE, _seed_maps, score_table))
+        run.importance[seed] = {"original": original["token"], **result["importance"]}
+        run.predictions[seed] = {"original": first["predictions"], **result["predictions"]}
+        for step in names[1:]:
+            rows.append(score_table({"token": original["token"]},
+                                    {"token": result["importance"][step]},
+                                    batch.attention_mask, metrics).assign(block=step, seed=seed))
+        rows.append(result["embedding_scores"].assign(seed=seed))
+    scores = pd.concat(rows, ignore_index=True)
+    scores["step"] = scores.block.map(names.index)
+    run.scores = scores[["seed", "step", "block", "granularity", "method", "metric", "sentence",
+                         "value"]].sort_values(["granularity", "seed", "step", "method", "metric",
+                                                "sentence"], na_position="first",
+                                               ignore_index=True)
+    return run
+
+
+def random_baseline(mask: torch.Tensor, metrics: Sequence[str] = METRICS, n: int = 100,
+                    seed: int = 0) -> pd.DataFrame:
+    """What each metric says about unrelated maps: pairs of independent standard normal token
+    importances over the same sentences (same lengths), L2-normalised; mean and 2.5-97.5 % band."""
+    generator = np.random.default_rng(seed)
+    masks = np.repeat(np.asarray(mask), n, axis=0)
+    pair = (l2_normalise(generator.standard_normal(masks.shape), masks),
+            l2_normalise(generator.standard_normal(masks.shape), masks))
+    return random_band(metrics, pair, lambda a, b, metric: compare_maps(a, b, masks, metric))
+
+
+def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
+                   reference: torch.Tensor, steps: int = 20, metrics: Sequence[str] = METRICS
+                   ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]],
+                              pd.DataFrame]:
+    """The data randomization test on text (Kokhlikyan et al., Appendix B, Fig. 12): explain the
+    same sentences with two models sharing a tokenizer (trained on true and on permuted labels),
+    each for its own predicted class, and score their similarity.
+
+    Returns both models' :func:`normalised_maps` and the tidy scores of :func:`score_table`.
+    """
+    maps = [cached("text_explanations", {"model": model, "steps": steps,
+                                         "inputs": [batch.input_ids, batch.attention_mask,
+                                                    reference]},
+                   lambda model=model: normalised_maps(explain_text(model, batch, reference,
+                                                                    steps),
+                                                       batch.attention_mask), code=TEXT_CODE)
+            for model in (first, second)]
+    return maps[0], maps[1], score_table(maps[0], maps[1], batch.attention_mask, metrics)

@@ -1,0 +1,1 @@
+"""Figures: drawing only, from tables and maps the experiments computed."""
