@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= book
+MATHJAX_VERSION := 3.2.2
 # Reinstall only when the pins change: the stamp's name carries the lock file's hash.
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
@@ -32,7 +33,17 @@ data:
 notebooks: venv data
 	SANITYLIB_RESULTS=$(CURDIR)/results $(PY) scripts/run_notebooks.py --profile $(PROFILE)
 
-html: venv
+# MathJax served from the book itself (npm's mathjax package, pinned), never from a CDN.
+MATHJAX := book/_static/mathjax
+$(MATHJAX)/tex-chtml.js:
+	@echo ">> fetching MathJax $(MATHJAX_VERSION) from the npm registry into $(MATHJAX)"
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch MathJax (apt-get install npm)"; exit 2; }
+	@rm -rf $(MATHJAX) .mathjax-tmp && mkdir -p .mathjax-tmp $(MATHJAX)
+	@cd .mathjax-tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	@tar xzf .mathjax-tmp/mathjax-$(MATHJAX_VERSION).tgz -C .mathjax-tmp
+	@cp -r .mathjax-tmp/package/es5/. $(MATHJAX)/ && rm -rf .mathjax-tmp
+
+html: venv $(MATHJAX)/tex-chtml.js
 	$(VENV)/bin/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
 
 book:
@@ -54,4 +65,4 @@ lint: venv
 	$(VENV)/bin/ruff check sanitylib tests scripts benchmarks
 
 clean:
-	rm -rf _build book/executed results
+	rm -rf _build book/executed results book/_static/mathjax

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 
@@ -39,6 +41,34 @@ def parameters_for(profile: dict, name: str, notebook: Path) -> dict:
     declared = set(papermill.inspect_notebook(str(notebook)))
     merged = {**(profile.get("common") or {}), **((profile.get("notebooks") or {}).get(name) or {})}
     return {k: v for k, v in merged.items() if k in declared}
+
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+#: Outputs that are matplotlib's return values, not content (``Text(0.5, 1.0, '...')``).
+STRAY_RESULT = re.compile(r"^(Text|\[<matplotlib|<matplotlib|<Figure size)")
+
+
+def tidy_for_reading(path: Path) -> None:
+    """Shape an executed notebook for the book: code folded behind "show code" (``hide-input``),
+    check cells and the notebook's own default parameters removed (the injected parameters are
+    shown once), stray matplotlib return values and stderr dropped."""
+    notebook = nbformat.read(path, as_version=4)
+    injected = any("injected-parameters" in c.metadata.get("tags", []) for c in notebook.cells)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", []))
+        if cell.source.startswith(CHECK_MARK) or ("parameters" in tags and injected):
+            tags.add("remove-cell")
+        else:
+            tags.add("hide-input")
+        cell.metadata["tags"] = sorted(tags)
+        cell.outputs = [o for o in cell.get("outputs", [])
+                        if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+                        and not (o.get("output_type") == "execute_result"
+                                 and set(o.get("data", {})) == {"text/plain"}
+                                 and STRAY_RESULT.match(o["data"]["text/plain"]))]
+    nbformat.write(notebook, path)
 
 
 def main() -> int:
@@ -76,6 +106,7 @@ def main() -> int:
         papermill.execute_notebook(str(source), str(out_dir / f"{name}.ipynb"), parameters=params,
                                    kernel_name="python3", progress_bar=True, log_output=True,
                                    cwd=str(ROOT / "notebooks"))
+        tidy_for_reading(out_dir / f"{name}.ipynb")
         print(f">> {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"\n>> {len(names)} notebook(s) in {time.perf_counter() - start:.0f} s", flush=True)
     return 0

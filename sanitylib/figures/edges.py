@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from sanitylib.figures.style import color_for, image_array
+from sanitylib.figures.style import color_for, image_array, page_size
 from sanitylib.methods.similarity import normalize_absolute
 
 
@@ -33,7 +33,7 @@ def image_table(cells: Mapping[str, Mapping[str, np.ndarray | torch.Tensor]],
     rows = list(cells)
     columns = list(columns or dict.fromkeys(c for r in rows for c in cells[r]))
     fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
-                             figsize=(size * len(columns) + 1.2, size * len(rows) + 0.5))
+                             figsize=page_size(size * len(columns) + 1.2, size * len(rows) + 0.5))
     for r, row in enumerate(rows):
         for c, column in enumerate(columns):
             ax = axes[r, c]
@@ -89,7 +89,7 @@ def interval_dots(summary: pd.DataFrame, rows: Sequence[str], hue: str, hue_valu
     per ``hue`` value (e.g. model variant), one panel per ``panels`` value (e.g. metric).
     ``xlim`` clips the axis (intervals of a few images can run past a correlation's range)."""
     fig, axes = plt.subplots(1, len(panel_values), squeeze=False, sharey=True,
-                             figsize=(2.7 * len(panel_values) + 2.2, 0.32 * len(rows) + 1.2))
+                             figsize=page_size(2.7 * len(panel_values) + 2.2, 0.32 * len(rows) + 1.2))
     y = np.arange(len(rows))
     offsets = np.linspace(-0.25, 0.25, len(hue_values)) if len(hue_values) > 1 else [0.0]
     for ax, panel in zip(axes[0], panel_values):
@@ -121,7 +121,7 @@ def noise_curves(summary: pd.DataFrame, lines: str, line_values: Sequence[str], 
     """Mean and interval against the ``noise`` column (symmetric-log axis), one line per
     ``lines`` value, one panel per ``panels`` value: the paper's Fig. 5d."""
     fig, axes = plt.subplots(1, len(panel_values), squeeze=False, sharey=True,
-                             figsize=(3.4 * len(panel_values) + 2.0, 3.2))
+                             figsize=page_size(3.4 * len(panel_values) + 2.0, 3.2))
     for ax, panel in zip(axes[0], panel_values):
         for value in line_values:
             part = summary[(summary[panels] == panel) & (summary[lines] == value)]
@@ -129,7 +129,7 @@ def noise_curves(summary: pd.DataFrame, lines: str, line_values: Sequence[str], 
             line, = ax.plot(part["noise"], part["mean"], marker="o", ms=3,
                             color=color_for(line_values, value),
                             label=(labels or {}).get(value, value))
-            ax.fill_between(part["noise"], part["low"], part["high"], color=line.getcolor_for(),
+            ax.fill_between(part["noise"], part["low"], part["high"], color=line.get_color(),
                             alpha=0.2)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("noise / RMS of the gradient", fontsize=8)

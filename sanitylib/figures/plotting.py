@@ -14,13 +14,13 @@ import torch
 from matplotlib.figure import Figure
 
 from sanitylib.data.images import ImageDataset
-from sanitylib.figures.style import color_for, image_array
+from sanitylib.figures.style import color_for, image_array, page_size
 
 
 def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Figure:
     """A row of test images with their labels for each dataset."""
     fig, axes = plt.subplots(len(datasets), per_dataset, squeeze=False,
-                             figsize=(1.3 * per_dataset, 1.5 * len(datasets)))
+                             figsize=page_size(1.3 * per_dataset, 1.5 * len(datasets)))
     for row, data in zip(axes, datasets):
         for i, ax in enumerate(row):
             ax.imshow(image_array(data.x_test[i]), cmap="gray", vmin=0, vmax=1)
@@ -85,7 +85,7 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
     (metric, mean, low, high), drawn as a grey band (two unrelated random maps).
     """
     fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=False,
-                             figsize=(3.6 * len(metrics), 3.4))
+                             figsize=page_size(3.6 * len(metrics), 3.4))
     x = np.arange(len(steps))
     for ax, metric in zip(axes[0], metrics):
         _random_band(ax, baseline, metric)
@@ -94,7 +94,7 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
             rows = rows.set_index("block").reindex(steps)
             line, = ax.plot(x, rows["mean"], marker="o", ms=3, color=color_for(methods, method),
                             label=(labels or {}).get(method, method))
-            ax.fill_between(x, rows["low"], rows["high"], color=line.getcolor_for(), alpha=0.2)
+            ax.fill_between(x, rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
         ax.set_xticks(x, steps, rotation=60, ha="right", fontsize=7)
         ax.set_title((metric_labels or {}).get(metric, metric), fontsize=9)
         ax.set_ylim(-0.3, 1.05)
@@ -119,7 +119,7 @@ def variant_points(summary, variant: str, values: Sequence[str], methods: Sequen
     ``summary``: rows of (method, metric, <variant>, mean, low, high), e.g. after full
     randomization under several re-initialization schemes.
     """
-    fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(methods) + 1.0))
+    fig, ax = plt.subplots(figsize=page_size(6.0, 0.35 * len(methods) + 1.0))
     y = np.arange(len(methods))
     offsets = np.linspace(-0.25, 0.25, len(values)) if len(values) > 1 else [0.0]
     for offset, value in zip(offsets, values):
@@ -151,7 +151,7 @@ def similarity_bars(summary, baseline, metrics: Sequence[str], methods: Sequence
     low, high), drawn as a grey band (two unrelated random maps) with its mean as a dashed line.
     """
     fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=True,
-                             figsize=(2.6 * len(metrics) + 0.6, 3.4))
+                             figsize=page_size(2.6 * len(metrics) + 0.6, 3.4))
     x = np.arange(len(methods))
     for ax, metric in zip(axes[0], metrics):
         _random_band(ax, baseline, metric, mean_line=True)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sanitylib.figures.style import page_size
+
 _PALETTE = plt.get_cmap("tab10").colors
 METRIC_TITLES = {"infidelity": "infidelity (lower is better)",
                  "relative_infidelity": "infidelity / mean squared output change",
@@ -26,7 +28,7 @@ def quality_curves(summary: pd.DataFrame, methods: Sequence[str], steps: Sequenc
     ``summary``: rows of (method, metric, block, mean, low, high).
     """
     metrics = [m for m in METRIC_TITLES if m in set(summary.metric)]
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(3.8 * len(metrics), 3.4))
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=page_size(3.8 * len(metrics), 3.4))
     x = np.arange(len(steps))
     for ax, metric in zip(axes[0], metrics):
         for i, method in enumerate(methods):
@@ -60,7 +62,7 @@ def function_plot(table: pd.DataFrame, models: Sequence[str], title: str = "",
     """
     dims = list(dict.fromkeys(table.dimension))
     fig, axes = plt.subplots(2, len(dims), squeeze=False, sharex=True,
-                             figsize=(2.3 * len(dims) + 0.8, 4.2))
+                             figsize=page_size(2.3 * len(dims) + 0.8, 4.2))
     for col, dim in enumerate(dims):
         for i, model in enumerate(models):
             rows = table[(table.model == model) & (table.dimension == dim)]

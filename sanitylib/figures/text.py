@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sanitylib.figures.style import page_size
 from sanitylib.methods.text import LABELS, METRIC_LABELS
 
 #: Width of one monospace character, in inches, at the font size below.
@@ -83,7 +84,7 @@ def similarity_boxes(scores: pd.DataFrame, steps: Sequence[str], methods: Sequen
     values at one block (pass :func:`per_trial` output for the spread over trials, or the raw
     scores for the spread over trials and sentences). The grey band: unrelated random maps.
     """
-    fig, axes = plt.subplots(len(metrics), len(methods), figsize=(2.6 * len(methods) + 0.6,
+    fig, axes = plt.subplots(len(metrics), len(methods), figsize=page_size(2.6 * len(methods) + 0.6,
                                                                   2.1 * len(metrics) + 0.5),
                              sharex=True, sharey="row", squeeze=False)
     for r, metric in enumerate(metrics):
@@ -114,7 +115,7 @@ def granularity_curves(scores: pd.DataFrame, steps: Sequence[str], methods: Sequ
                        metric: str = "cosine", title: str | None = None) -> Figure:
     """Mean similarity per block of token-level (summed) against embedding-level (not summed)
     attributions, one line per method and granularity."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=page_size(6.5, 3.2))
     for i, method in enumerate(methods):
         for granularity, style in (("token", "-"), ("embedding", "--")):
             rows = scores[(scores.method == method) & (scores.metric == metric)

@@ -128,10 +128,10 @@ class _ConvBNReLU(nn.Module):
 def with_module_relus(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in which every ReLU is its own non-inplace ``nn.ReLU`` module.
 
-    Captum's Guided Backprop hooks only ``nn.ReLU`` modules; torchvision's Inception v3 applies
-    ``F.relu(..., inplace=True)`` inside ``BasicConv2d``, so without this conversion Guided
-    Backprop silently returns the plain gradient (REPLICATION.md; in-place ops also break full
-    backward hooks, captum#973). Parameter names are unchanged, so state dicts still load.
+    torchvision's Inception v3 applies ``F.relu(..., inplace=True)`` inside ``BasicConv2d``; module
+    ReLUs let :func:`sanitylib.models.smooth.smooth` swap them for Softplus (and let hook-based
+    tools such as Captum's Guided Backprop see them; in-place ops also break full backward hooks,
+    captum#973). Parameter names are unchanged, so state dicts still load.
     """
     from torchvision.models.inception import BasicConv2d
 
