@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sanitylib.data import images as data
-from sanitylib.data.sources import DataUnavailableError, load_dataset, load_photographs, read_idx
+from sanitylib.data.images import load_dataset, load_photographs, read_idx
+from sanitylib.data.sources import DataUnavailableError
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

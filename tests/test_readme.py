@@ -8,7 +8,7 @@ from pathlib import Path
 
 def test_readme_example_runs(capsys):
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = re.search(r"## The library\n\n```python\n(.*?)```", text, re.S)
+    block = re.search(r"## The library\n\n```python\n(.*?)```", text, re.DOTALL)
     assert block, "README.md has no python example under '## The library'"
     exec(compile(block.group(1), "README.md", "exec"), {})
     lines = capsys.readouterr().out.strip().splitlines()
