@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tolerance", type=float, default=0.0)
+    parser.add_argument("--ignore", nargs="*", default=["train_seconds"],
+                        help="columns not compared (wall-clock timings)")
     args = parser.parse_args()
     failed = False
     names = sorted(p.relative_to(args.before) for p in args.before.rglob("*.csv"))
@@ -51,8 +53,9 @@ def main() -> int:
             print(f"MISSING {name}")
             failed = True
             continue
-        problems = differences(pd.read_csv(args.before / name), pd.read_csv(other),
-                               args.tolerance)
+        before, after = (pd.read_csv(p).drop(columns=args.ignore, errors="ignore")
+                         for p in (args.before / name, other))
+        problems = differences(before, after, args.tolerance)
         print(f"{'DIFFERS' if problems else 'same   '} {name}")
         for problem in problems:
             print(f"        {problem}")
