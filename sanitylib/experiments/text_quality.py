@@ -86,8 +86,8 @@ def evaluation_metrics(model: TextClassifier, batch: Batch, reference: torch.Ten
             sens = sensitivity_max(explanation, x, perturb_radius=radius,
                                    n_perturb_samples=sensitivity_samples, **options)
             rows.append(pd.DataFrame({"method": method, "sentence": np.arange(len(x)),
-                                      "infidelity": infid.detach().numpy(),
-                                      "max_sensitivity": sens.detach().numpy()}))
+                                      "infidelity": infid.detach().cpu().numpy(),
+                                      "max_sensitivity": sens.detach().cpu().numpy()}))
     return pd.concat(rows, ignore_index=True)
 
 

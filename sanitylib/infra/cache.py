@@ -131,7 +131,7 @@ def _decode(value: Any, frames: Sequence[pd.DataFrame]) -> Any:
         if set(value) == {"__frame__"}:
             return frames[value["__frame__"]]
         if set(value) == {"__ndarray__"}:
-            return value["__ndarray__"].numpy()
+            return value["__ndarray__"].cpu().numpy()
         return {k: _decode(v, frames) for k, v in value.items()}
     if isinstance(value, tuple):
         return tuple(_decode(v, frames) for v in value)
