@@ -27,6 +27,7 @@ from sanitylib.methods import similarity
 from sanitylib.methods.edges import magnitude
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.similarity import compare
+from sanitylib.models.efficientnet import untrained_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3
 from sanitylib.models.mnist import build
 
@@ -47,6 +48,8 @@ def model_variants(model: nn.Module, architecture: str, seed: int = 0) -> dict[s
         pass  # keep only the last step: every block re-initialized
     if architecture == "inception_v3":
         untrained = untrained_inception_v3(seed)
+    elif architecture == "efficientnet_lite0":
+        untrained = untrained_efficientnet_lite0(seed)
     else:
         with torch.random.fork_rng():
             torch.manual_seed(seed)

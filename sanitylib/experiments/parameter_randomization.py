@@ -87,11 +87,13 @@ def against_random(summary: pd.DataFrame, baseline: pd.DataFrame,
     its metric, with a verdict per row and the paper's finding per method (``findings``).
 
     "like random maps" when the interval reaches into the band of two unrelated random maps
-    (2.5-97.5 %), "still similar" otherwise.
+    (2.5-97.5 %), "still similar" otherwise. A baseline with ``model`` / ``dataset`` columns
+    (one band per map size) is matched on them too.
     """
+    keys = ["metric", *(c for c in ("model", "dataset") if c in baseline and c in summary)]
     merged = summary.merge(baseline.rename(columns={"mean": "random_mean", "low": "random_low",
                                                     "high": "random_high", "n": "random_n"}),
-                           on="metric", how="left")
+                           on=keys, how="left")
     distinguishable = (merged["low"] > merged["random_high"]) | (merged["high"] < merged["random_low"])
     merged["verdict"] = distinguishable.map({True: "still similar", False: "like random maps"})
     merged["paper"] = merged["method"].map(findings)

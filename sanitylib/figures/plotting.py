@@ -82,12 +82,19 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
     """Similarity to the original maps against randomization step, one panel per metric.
 
     ``summary``: rows of (method, metric, block, mean, low, high); ``baseline``: rows of
-    (metric, mean, low, high), drawn as a grey band (two unrelated random maps).
+    (metric, mean, low, high), drawn as a grey band (two unrelated random maps). With more than
+    eight steps (the ImageNet networks' 18-20) the panels go two to a row and every other step
+    is labelled, so the labels stay readable.
     """
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=False,
-                             figsize=page_size(3.6 * len(metrics), 3.4))
+    columns = len(metrics) if len(steps) <= 8 else min(2, len(metrics))
+    rows_ = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(rows_, columns, squeeze=False, sharey=False,
+                             figsize=page_size(3.6 * columns, 3.4 * rows_))
     x = np.arange(len(steps))
-    for ax, metric in zip(axes[0], metrics):
+    every = 1 if len(steps) <= 8 else 2
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         _random_band(ax, baseline, metric)
         for method in methods:
             rows = summary[(summary.method == method) & (summary.metric == metric)]
@@ -95,12 +102,13 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
             line, = ax.plot(x, rows["mean"], marker="o", ms=3, color=color_for(methods, method),
                             label=(labels or {}).get(method, method))
             ax.fill_between(x, rows["low"], rows["high"], color=line.get_color(), alpha=0.2)
-        ax.set_xticks(x, steps, rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(x[::every], list(steps)[::every], rotation=60, ha="right", fontsize=7)
         ax.set_title((metric_labels or {}).get(metric, metric), fontsize=9)
         ax.set_ylim(-0.3, 1.05)
         ax.axhline(0, color="0.5", lw=0.5)
-    axes[0, 0].set_ylabel("similarity to original maps")
-    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for row in axes:
+        row[0].set_ylabel("similarity to original maps")
+    axes[0, columns - 1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

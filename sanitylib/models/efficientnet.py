@@ -28,10 +28,12 @@ import torch
 from torch import nn
 
 from sanitylib.models.inception import PretrainedWeightsUnavailable
+from sanitylib.models.under_test import KNOWN_ARCHITECTURES
 
 __all__ = ["BLOCKS", "GRADCAM_LAYER", "IMAGENET_CLASSES", "INPUT_SIZE",
-           "PretrainedWeightsUnavailable", "display", "load_efficientnet_lite0", "preprocess",
-           "timm_state_dict"]
+           "PretrainedWeightsUnavailable", "display", "init_efficientnet_module",
+           "load_efficientnet_lite0", "preprocess", "timm_state_dict",
+           "untrained_efficientnet_lite0"]
 
 INPUT_SIZE = (224, 224)
 _REPEATS = (1, 2, 2, 3, 3, 4, 1)  # MBConv blocks per stage
@@ -167,6 +169,22 @@ def load_efficientnet_lite0(weights_path: str | Path | None = None,
     return model.eval()
 
 
+def untrained_efficientnet_lite0(seed: int = 0) -> nn.Module:
+    """EfficientNet-Lite0 as built, never trained (timm's TensorFlow-style initialization under
+    ``seed``): the architecture alone, as a prior (Adebayo et al. 2018, Section 5.3). Never shown
+    as a trained network."""
+    import timm
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    for module in model.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    model.architecture = "efficientnet_lite0"
+    return model.eval()
+
+
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1], (B, 3, 224, 224) RGB -> the network's input, (255 x - 127) / 128."""
     return (255.0 * images - 127.0) / 128.0
@@ -175,3 +193,33 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 def display(x: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`preprocess`, clipped to [0, 1] (for showing inputs)."""
     return ((128.0 * x + 127.0) / 255.0).clamp(0.0, 1.0)
+
+
+def init_efficientnet_module(module: nn.Module) -> None:
+    """Re-initialize one layer as the TensorFlow EfficientNet code builds it (timm's
+    ``_init_weight_goog``: conv weights normal with variance 2 / fan-out, batch norm scale 1 and
+    offset 0, the classifier uniform in 1 / sqrt(fan-out)); the running statistics are kept."""
+    from timm.models._efficientnet_builder import _init_weight_goog
+
+    _init_weight_goog(module)
+
+
+def _defaults(model: nn.Module) -> dict[str, object] | None:
+    """The model-under-test defaults of timm's ``tf_efficientnet_lite0``; None for any other
+    network built from timm's ``EfficientNet`` class."""
+    name = getattr(model, "architecture", None) or getattr(model, "pretrained_cfg", {}).get(
+        "architecture")
+    if name not in ("efficientnet_lite0", "tf_efficientnet_lite0"):
+        return None
+    return {"name": "efficientnet_lite0", "blocks": dict(BLOCKS), "gradcam_layer": GRADCAM_LAYER,
+            "preprocess": preprocess, "display": display, "class_names": IMAGENET_CLASSES,
+            "input_size": INPUT_SIZE, "init_module": init_efficientnet_module}
+
+
+def _register() -> None:
+    from timm.models.efficientnet import EfficientNet
+
+    KNOWN_ARCHITECTURES[EfficientNet] = _defaults
+
+
+_register()

@@ -19,7 +19,8 @@ from torch import nn
 from sanitylib.models.mnist import trunc_normal
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES
 
-__all__ = ["INCEPTION_BLOCKS", "PretrainedWeightsUnavailable", "init_inception_module",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INCEPTION_BLOCKS", "PretrainedWeightsUnavailable",
+           "imagenet_denormalize", "imagenet_normalize", "init_inception_module",
            "load_inception_v3", "untrained_inception_v3", "with_module_relus"]
 
 #: Block name -> submodule path, top (logits) to bottom: the paper's 17 blocks.
@@ -145,13 +146,32 @@ def with_module_relus(model: nn.Module) -> nn.Module:
     return model
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> torchvision's ImageNet normalization (per-channel mean and std)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def imagenet_denormalize(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`imagenet_normalize`, clipped to [0, 1] (for showing inputs)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x * std + mean).clamp(0.0, 1.0)
+
+
 def _defaults(model: nn.Module) -> dict[str, object]:
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     return {"name": "inception_v3",
             "blocks": {name: (path,) for name, path in INCEPTION_BLOCKS.items()},
             "gradcam_layer": "Mixed_7c", "init_module": init_inception_module,
-            "class_names": tuple(_IMAGENET_CATEGORIES), "input_size": (299, 299)}
+            "class_names": tuple(_IMAGENET_CATEGORIES), "input_size": (299, 299),
+            "preprocess": imagenet_normalize, "display": imagenet_denormalize}
 
 
 def _register() -> None:

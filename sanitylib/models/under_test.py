@@ -120,8 +120,9 @@ def _normalize_blocks(module: nn.Module, blocks: BlockSpec) -> dict[str, tuple[s
 
 
 #: Type -> function giving the defaults of a built-in architecture (name, blocks, GradCAM layer,
-#: initializer, ...). Filled by the modules that define those architectures.
-KNOWN_ARCHITECTURES: dict[type, Callable[[nn.Module], dict[str, object]]] = {}
+#: initializer, ...), or None when a module of that type is not the built-in network (timm's
+#: ``EfficientNet`` class holds many networks). Filled by the modules that define them.
+KNOWN_ARCHITECTURES: dict[type, Callable[[nn.Module], dict[str, object] | None]] = {}
 
 
 def model_under_test(model: ModelUnderTest | nn.Module, blocks: BlockSpec | None = None,
@@ -140,8 +141,8 @@ def model_under_test(model: ModelUnderTest | nn.Module, blocks: BlockSpec | None
         module = model.module
     else:
         module = model
-        defaults = next((make(module) for kind, make in KNOWN_ARCHITECTURES.items()
-                         if type(module) is kind), None)
+        defaults = next((d for kind, make in KNOWN_ARCHITECTURES.items()
+                         if type(module) is kind and (d := make(module)) is not None), None)
         if defaults is None and blocks is None:
             known = ", ".join(sorted(k.__name__ for k in KNOWN_ARCHITECTURES))
             raise ValueError(f"{type(module).__name__} is not a built-in architecture ({known}); "
