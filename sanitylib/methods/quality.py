@@ -84,6 +84,8 @@ def max_sensitivity_scores(model: nn.Module, inputs: torch.Tensor, method: str,
                     ) -> tuple[torch.Tensor]:
         # Captum passes inputs as a tuple and iterates over the returned tuple of maps
         x = x[0] if isinstance(x, tuple) else x
+        if isinstance(target, torch.Tensor) and target.numel() == 1 and len(x) > 1:
+            target = target.reshape(1).expand(len(x))  # one input: Captum leaves its label unexpanded
         return (explain(model, x, method, target=target, **dict(options)),)
 
     with torch.random.fork_rng():
