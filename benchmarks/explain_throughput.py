@@ -1,9 +1,12 @@
 """Explanations per second for each method: sanitylib's batched ``explain`` against a
-straightforward per-image Captum loop, from the same run (issue 3).
+straightforward per-image Captum loop, from the same run (issue 3); and, for the pretrained
+EfficientNet-Lite0, explanations and forward + backward rows per second against the network's raw
+batched forward + backward throughput.
 
 Random weights are fine for timing. Usage:
     python benchmarks/explain_throughput.py [--images 32] [--steps 50] [--samples 50]
                                             [--inception-images 2] [--skip-inception] [--repeats 3]
+                                            [--efficientnet-images 6] [--skip-efficientnet]
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from captum.attr import (
 )
 
 from sanitylib import model_under_test
+from sanitylib.data.photographs import BUILT_IN_PHOTOGRAPHS, photograph_batch
+from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.methods.saliency import METHODS, explain, predicted_class
 from sanitylib.models.inception import untrained_inception_v3, with_module_relus
 from sanitylib.models.mnist import build
@@ -79,6 +84,33 @@ def bench(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
         print(f"{method:22s} {ours:13.2f} {theirs:15.2f} {ours / theirs:7.1f}x", flush=True)
 
 
+def rows_per_explanation(method: str, steps: int, samples: int) -> int:
+    """Forward + backward rows one explanation of ``method`` needs."""
+    return {"integrated_gradients": steps, "smoothgrad": samples, "vargrad": samples,
+            "ig_smoothgrad": steps * samples, "guided_gradcam": 2}.get(method, 1)
+
+
+def bench_against_raw(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
+    """Explanations/s and rows/s of every method next to the raw batched forward + backward
+    rows/s of the same model on the same inputs (the ceiling of any gradient method)."""
+    targets = predicted_class(model, inputs)
+
+    def raw():
+        x = inputs.clone().requires_grad_(True)
+        model(x).gather(1, targets[:, None]).sum().backward()
+
+    raw_rows = len(inputs) / best_time(raw, repeats, budget_s)
+    print(f"\n{name}: {len(inputs)} images {tuple(inputs.shape[1:])}, IG steps {steps}, "
+          f"noise samples {samples}; raw forward + backward {raw_rows:.1f} rows/s")
+    print(f"{'method':22s} {'explanations /s':>16s} {'rows /s':>9s} {'of raw':>7s}")
+    for method in METHODS:
+        per_second = len(inputs) / best_time(
+            lambda method=method: explain(model, inputs, method, target=targets, steps=steps,
+                                          samples=samples), repeats, budget_s)
+        rows = per_second * rows_per_explanation(method, steps, samples)
+        print(f"{method:22s} {per_second:16.2f} {rows:9.1f} {rows / raw_rows:7.0%}", flush=True)
+
+
 def best_time(run, repeats, budget_s):
     """Fastest of up to ``repeats`` timed calls (timeit's rule: the minimum is the least disturbed
     by the rest of the machine, and it drops the first call's warm-up); calls stop once they have
@@ -100,6 +132,10 @@ def main() -> None:
     parser.add_argument("--inception-steps", type=int, default=10)
     parser.add_argument("--inception-samples", type=int, default=5)
     parser.add_argument("--skip-inception", action="store_true")
+    parser.add_argument("--efficientnet-images", type=int, default=6)
+    parser.add_argument("--efficientnet-steps", type=int, default=5)
+    parser.add_argument("--efficientnet-samples", type=int, default=5)
+    parser.add_argument("--skip-efficientnet", action="store_true")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed calls per measurement (the fastest counts)")
     args = parser.parse_args()
@@ -107,6 +143,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     bench("cnn", build("cnn").eval(), torch.rand(args.images, 1, 28, 28), args.steps, args.samples,
           args.repeats)
+    if not args.skip_efficientnet:
+        subject = model_under_test(load_efficientnet_lite0())
+        images = photograph_batch(list(BUILT_IN_PHOTOGRAPHS)[:args.efficientnet_images])
+        bench_against_raw("efficientnet_lite0 (ImageNet weights)", subject.module,
+                          subject.preprocess(images), args.efficientnet_steps,
+                          args.efficientnet_samples, args.repeats)
     if not args.skip_inception:
         bench("inception_v3", untrained_inception_v3(), torch.randn(args.inception_images, 3, 299, 299),
               args.inception_steps, args.inception_samples, args.repeats)
