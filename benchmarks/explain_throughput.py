@@ -29,8 +29,8 @@ from captum.attr import (
 
 from sanitylib import model_under_test
 from sanitylib.data.photographs import BUILT_IN_PHOTOGRAPHS, photograph_batch
-from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3, with_module_relus
 from sanitylib.models.mnist import build
 
