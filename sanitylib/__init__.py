@@ -10,13 +10,16 @@ The package is layered (see the README's "Where things are"):
 - :mod:`sanitylib.data`: datasets with offline sources;
 - :mod:`sanitylib.experiments`: the shared runner and one module per chapter;
 - :mod:`sanitylib.figures`: drawing only;
-- :mod:`sanitylib.infra`: cache, results, recorded checks.
+- :mod:`sanitylib.infra`: cache, results, recorded checks;
+- :mod:`sanitylib.checker`: :func:`check` on a user's own model and its report (the
+  ``sanitylib check`` command, :mod:`sanitylib.cli`).
 
 The everyday API is re-exported here::
 
     from sanitylib import explain, randomize, compare
 """
 
+from sanitylib.checker import CheckReport, check
 from sanitylib.methods.randomization import INITS, ORDERS, randomize
 from sanitylib.methods.saliency import LABELS, METHODS, explain, predicted_class
 from sanitylib.methods.similarity import METRICS, compare, summarize
@@ -24,5 +27,6 @@ from sanitylib.models import ModelUnderTest, model_under_test
 
 __version__ = "0.2.0"
 
-__all__ = ["INITS", "LABELS", "METHODS", "METRICS", "ORDERS", "ModelUnderTest", "compare",
-           "explain", "model_under_test", "predicted_class", "randomize", "summarize"]
+__all__ = ["INITS", "LABELS", "METHODS", "METRICS", "ORDERS", "CheckReport", "ModelUnderTest",
+           "check", "compare", "explain", "model_under_test", "predicted_class", "randomize",
+           "summarize"]

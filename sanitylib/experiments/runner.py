@@ -71,8 +71,10 @@ class RandomizationRun:
 
 def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
                init: str, seed: int, blocks: Sequence[str] | None,
-               target: str, options: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
-    """Explain the inputs under every randomization step of one seed (the cached unit)."""
+               target: str, options: Mapping[str, Mapping[str, object]],
+               progress: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Explain the inputs under every randomization step of one seed (the cached unit);
+    ``progress(step)`` is called after each step."""
     steps: dict[str, dict[str, torch.Tensor]] = {}
     predictions: dict[str, torch.Tensor] = {}
     fixed = None
@@ -82,6 +84,8 @@ def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[st
             fixed = predictions[step]
         labels = fixed if target == "fixed" else None
         steps[step] = explain_all(model.with_module(randomized), inputs, methods, labels, options)
+        if progress is not None:
+            progress(step)
     return {"steps": steps, "predictions": predictions}
 
 
@@ -116,7 +120,8 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       options: Mapping[str, Mapping[str, object]] | None = None,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       metric_options: Mapping[str, Mapping[str, object]] | None = None,
-                      verbose: bool = True) -> RandomizationRun:
+                      verbose: bool = True, progress: Callable[[str], None] | None = None
+                      ) -> RandomizationRun:
     """The model parameter randomization test for one model.
 
     Args:
@@ -131,6 +136,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         labels: constant columns for the table (e.g. ``{"model": "cnn", "dataset": "mnist"}``).
         keep_maps: keep the maps of this many first inputs for figures.
         metric_options: per-metric keyword options for :func:`sanitylib.similarity.compare`.
+        progress: called with each step's name once its maps exist (computed or cached).
 
     Returns:
         A :class:`RandomizationRun` whose ``scores`` has one row per
@@ -150,10 +156,20 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         if verbose:
             print(f"  {order} / {init} / seed {seed}: {len(names)} steps x "
                   f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
+        done: list[str] = []
+
+        def step_done(step: str, done: list[str] = done) -> None:
+            done.append(step)
+            if progress is not None:
+                progress(step)
+
         result = cached("explanations", key, lambda seed=seed: _step_maps(
-            model, inputs, methods, order, init, seed, blocks, target, options),
+            model, inputs, methods, order, init, seed, blocks, target, options, step_done),
             code=(*EXPLAIN_CODE, _step_maps, explain_all))
         steps = result["steps"]
+        for step in steps:  # a cached seed: its steps count as done now
+            if step not in done and progress is not None:
+                progress(step)
         columns = {**(labels or {}), "order": order, "init": init, "target": target,
                    "seed": seed}
         rows.append(cached("scores", {

@@ -16,13 +16,15 @@ Xavier (Kokhlikyan et al.). Batch-norm running statistics are kept by default, a
 from __future__ import annotations
 
 import copy
+import io
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from sanitylib.models.under_test import ModelUnderTest, model_under_test
+from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
 __all__ = ["INITS", "ORDERS", "randomize", "reinitialize", "step_names"]
 
@@ -47,7 +49,9 @@ def reinitialize(module: nn.Module, init: str = "default", std: float = 0.01,
     for sub in module.modules():
         if not any(True for _ in sub.parameters(recurse=False)):
             continue
-        if isinstance(sub, _NORMS):
+        if isinstance(sub, torch.jit.ScriptModule):
+            _draw_script(sub, init, std)
+        elif isinstance(sub, _NORMS):
             if init == "default":
                 _default(sub, init_module)
             else:
@@ -71,18 +75,54 @@ def _default(module: nn.Module, init_module: Callable[[nn.Module], None] | None)
         module.reset_parameters()
 
 
+def _draw_script(module: nn.Module, init: str, std: float) -> None:
+    """A TorchScript layer: its Python initializer is gone, so ``default`` cannot be re-run;
+    the other schemes draw its matrices and kernels, and set 1-D weights (normalization
+    scales) to 1 and the biases beside them to 0."""
+    if init == "default":
+        raise ValueError("a TorchScript model has no initializer to re-run; valid choices here: "
+                         + ", ".join(i for i in INITS if i != "default"))
+    params = dict(module.named_parameters(recurse=False))
+    scale_like = "weight" in params and params["weight"].ndim == 1
+    with torch.no_grad():
+        for name, param in params.items():
+            if scale_like:
+                param.fill_(1.0 if name == "weight" else 0.0)
+            elif init == "xavier" and param.ndim < 2:
+                nn.init.zeros_(param)
+            else:
+                _draw_one(name, param, init, std)
+
+
+def _draw_one(name: str, param: torch.Tensor, init: str, std: float) -> None:
+    if init == "xavier":
+        if name == "weight":
+            nn.init.xavier_uniform_(param)
+        else:
+            nn.init.zeros_(param)
+    elif init == "truncated_normal":
+        nn.init.trunc_normal_(param, std=std, a=-2 * std, b=2 * std)
+    else:  # uniform with the same standard deviation
+        bound = math.sqrt(3.0) * std
+        nn.init.uniform_(param, -bound, bound)
+
+
 def _draw(module: nn.Module, init: str, std: float) -> None:
     for name, param in module.named_parameters(recurse=False):
-        if init == "xavier":
-            if name == "weight":
-                nn.init.xavier_uniform_(param)
-            else:
-                nn.init.zeros_(param)
-        elif init == "truncated_normal":
-            nn.init.trunc_normal_(param, std=std, a=-2 * std, b=2 * std)
-        else:  # uniform with the same standard deviation
-            bound = math.sqrt(3.0) * std
-            nn.init.uniform_(param, -bound, bound)
+        _draw_one(name, param, init, std)
+
+
+def _copy(module: nn.Module) -> nn.Module:
+    """A deep copy; a TorchScript module through save and load, since ``copy.deepcopy`` gives it
+    parameters that are not leaves (their gradient flags can then not be set)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return copy.deepcopy(module)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still supported
+        torch.jit.save(module, buffer)
+        buffer.seek(0)
+        return torch.jit.load(buffer, map_location=next(module.parameters()).device)
 
 
 def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
@@ -110,17 +150,17 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         subject = subject.select_blocks(blocks)
     names = list(subject.blocks)
     steps = names[::-1] if order == "bottom_up" else names
-    yield "original", copy.deepcopy(subject.module)
-    working = copy.deepcopy(subject.module)
+    yield "original", _copy(subject.module)
+    working = _copy(subject.module)
     for name in steps:
         if order == "independent":
-            working = copy.deepcopy(subject.module)
+            working = _copy(subject.module)
         with torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + names.index(name))
             for path in subject.blocks[name]:
-                reinitialize(working.get_submodule(path), init, std, reset_batchnorm_stats,
+                reinitialize(submodule(working, path), init, std, reset_batchnorm_stats,
                              subject.init_module)
-        yield name, copy.deepcopy(working)
+        yield name, _copy(working)
 
 
 def step_names(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,

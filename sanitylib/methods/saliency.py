@@ -26,7 +26,7 @@ from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
 from sanitylib.methods.guided import guided_backprop
-from sanitylib.models.under_test import ModelUnderTest, model_under_test
+from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
 __all__ = ["LABELS", "METHODS", "explain", "explaining", "predicted_class"]
 
@@ -153,7 +153,7 @@ def _gradcam_layer(model: ModelUnderTest | nn.Module, layer: str | nn.Module | N
             raise ValueError(f"GradCAM needs a conv layer and {subject.name} names none; pass "
                              "layer= (a module or submodule path)")
         layer = subject.gradcam_layer
-    return module.get_submodule(layer)
+    return submodule(module, layer)
 
 
 def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str,

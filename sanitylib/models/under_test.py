@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["KNOWN_ARCHITECTURES", "ModelUnderTest", "identity", "model_under_test"]
+__all__ = ["KNOWN_ARCHITECTURES", "ModelUnderTest", "identity", "model_under_test", "submodule"]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 BlockSpec = Mapping[str, "str | Sequence[str]"] | Sequence[str]
@@ -84,9 +84,21 @@ class ModelUnderTest:
         return identity(self)
 
 
+def submodule(module: nn.Module, path: str) -> nn.Module:
+    """``module.get_submodule(path)``, also for TorchScript modules (which lack it)."""
+    if not isinstance(module, torch.jit.ScriptModule):
+        return module.get_submodule(path)
+    for name in path.split(".") if path else []:
+        children = dict(module.named_children())
+        if name not in children:
+            raise AttributeError(f"{type(module).__name__} has no submodule {name!r}")
+        module = children[name]
+    return module
+
+
 def _check_path(module: nn.Module, path: str, what: str) -> None:
     try:
-        module.get_submodule(path)
+        submodule(module, path)
     except AttributeError:
         children = [n for n, _ in module.named_children()]
         raise ValueError(f"{what}: {type(module).__name__} has no submodule {path!r}; its "

@@ -1,0 +1,155 @@
+"""The ``sanitylib`` command: ``sanitylib check MODEL INPUTS --out DIR``.
+
+Runs :func:`sanitylib.check` on a user's model and writes ``report.html``, ``scores.csv`` and
+``verdict.json`` to ``DIR`` (see :mod:`sanitylib.checker.html`). Bad input gives one line on
+stderr and exit code 2; Ctrl-C leaves no half-written report (exit code 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["PREPROCESSING", "main"]
+
+#: ``--preprocess`` choices: images in [0, 1] -> model inputs.
+PREPROCESSING = ("model", "imagenet", "efficientnet", "none")
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, got {text!r}")
+
+
+def parser() -> argparse.ArgumentParser:
+    from sanitylib.checker.run import DEFAULT_METHODS
+    from sanitylib.experiments.runner import DEFAULT_METRICS
+    from sanitylib.methods.randomization import INITS, ORDERS
+
+    top = argparse.ArgumentParser(prog="sanitylib", description="Sanity checks for saliency maps "
+                                  "(Adebayo et al. 2018) on your own model.")
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("check", help="run the sanity checks and write a report")
+    run.add_argument("model", help="path/to/file.py:function, torchvision:NAME, timm:NAME, a "
+                     "TorchScript file, or a built-in (efficientnet_lite0, inception_v3, cnn, mlp)")
+    run.add_argument("inputs", help="a folder of PNG/JPEG images or a .pt/.npy tensor file")
+    run.add_argument("--out", required=True, help="folder for report.html, scores.csv, verdict.json")
+    run.add_argument("--weights", help="a state dict for torchvision:/timm: models (weights_only)")
+    run.add_argument("--methods", type=_csv, default=list(DEFAULT_METHODS))
+    run.add_argument("--order", default="cascading", help=f"one of {', '.join(ORDERS)}")
+    run.add_argument("--seeds", type=_seeds, default=[0])
+    run.add_argument("--init", default="default", help=f"one of {', '.join(INITS)}")
+    run.add_argument("--blocks", type=_csv, help="block names or submodule paths, top to bottom")
+    run.add_argument("--gradcam-layer", help="submodule path of GradCAM's layer (default: the "
+                     "last conv layer)")
+    run.add_argument("--preprocess", default="model", help=f"one of {', '.join(PREPROCESSING)} "
+                     "('model': the built-in model's own, else none)")
+    run.add_argument("--size", type=int, help="resize images to SIZE x SIZE (default: the "
+                     "model's input size when known)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    run.add_argument("--metrics", type=_csv, default=list(DEFAULT_METRICS))
+    run.add_argument("--ig-steps", type=int, default=10)
+    run.add_argument("--samples", type=int, default=10)
+    run.add_argument("--max-inputs", type=int, default=16, help="use the first N inputs")
+    run.add_argument("--compare-with", help="a second model (same forms as MODEL) for the data "
+                     "randomization test, e.g. one trained on permuted labels")
+    run.add_argument("--compare-weights", help="a state dict for --compare-with")
+    return top
+
+
+def _identity(x):
+    return x
+
+
+def _preprocessing(name: str):
+    """The ``--preprocess`` transform; None for "model" (the built-in model's own, if any)."""
+    from sanitylib.models.efficientnet import preprocess as efficientnet
+    from sanitylib.models.inception import imagenet_normalize
+
+    if name not in PREPROCESSING:
+        raise ValueError(f"unknown preprocessing {name!r}; valid choices: {', '.join(PREPROCESSING)}")
+    return {"imagenet": imagenet_normalize, "efficientnet": efficientnet, "none": _identity,
+            "model": None}[name]
+
+
+def _built_in_defaults(model) -> dict:
+    from sanitylib.models.under_test import KNOWN_ARCHITECTURES
+
+    for kind, make in KNOWN_ARCHITECTURES.items():
+        if type(model) is kind and (defaults := make(model)) is not None:
+            return defaults
+    return {}
+
+
+def _fail(message: str) -> int:
+    print(f"sanitylib check: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from sanitylib.checker.run import check, prepare_model, validate
+    from sanitylib.data.inputs import load_inputs
+    from sanitylib.data.sources import DataUnavailableError
+    from sanitylib.methods.randomization import step_names
+    from sanitylib.models.loading import ModelSpecError, load_model
+
+    try:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: no CUDA device here; valid choices: cpu")
+        model = load_model(args.model, args.weights)
+        other = (load_model(args.compare_with, args.compare_weights)
+                 if args.compare_with else None)
+        defaults = _built_in_defaults(model)
+        size = (args.size, args.size) if args.size else defaults.get("input_size")
+        inputs = load_inputs(args.inputs, size)[:args.max_inputs]
+        preprocess = _preprocessing(args.preprocess)
+        own = preprocess or defaults.get("preprocess") or _identity
+        probe = own(inputs[:1])
+        try:
+            with torch.no_grad():
+                logits = model(probe)
+        except Exception as error:  # noqa: BLE001 - a shape mismatch, in one line
+            raise ValueError(f"inputs of shape {tuple(inputs.shape[1:])} do not fit the model: "
+                             f"{str(error).strip().splitlines()[0][:200]}") from None
+        if logits.ndim != 2:
+            raise ValueError(f"the model returns shape {tuple(logits.shape)}; logits (N, classes) "
+                             "are needed")
+        subject = prepare_model(model, probe, args.blocks, args.gradcam_layer, preprocess)
+        validate(args.methods, args.order, args.init, args.metrics)
+        steps = step_names(subject, order=args.order)
+        print(f"{subject.name}: {len(subject.blocks)} blocks, top to bottom: "
+              f"{', '.join(subject.blocks)}; GradCAM layer: {subject.gradcam_layer}",
+              file=sys.stderr)
+        with tqdm(total=len(steps) * len(args.seeds), desc="randomization steps", unit="step",
+                  file=sys.stderr) as bar:
+            report = check(subject, inputs, methods=args.methods, order=args.order,
+                           seeds=args.seeds, init=args.init, metrics=args.metrics,
+                           ig_steps=args.ig_steps, samples=args.samples, compare_with=other,
+                           device=args.device, progress=lambda step: bar.update(1))
+        folder = report.write(args.out)
+    except (ModelSpecError, DataUnavailableError, ValueError) as error:
+        return _fail(str(error).strip().splitlines()[0])
+    except KeyboardInterrupt:
+        print("sanitylib check: interrupted; no report written", file=sys.stderr)
+        return 130
+    for method, why in report.refused.items():
+        print(f"{method}: not computed ({why})", file=sys.stderr)
+    print(f"wrote {folder / 'report.html'}, scores.csv and verdict.json")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args)
+    return 2

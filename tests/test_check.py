@@ -1,0 +1,223 @@
+"""``sanitylib check`` and :func:`sanitylib.check`: a user's own model, a torchvision model with a
+state dict, TorchScript, every kind of bad input, the report's files and its page in a browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+import sanitylib
+from sanitylib.cli import main
+from sanitylib.models.discovery import discover_blocks, last_conv_layer
+
+FAST = ["--ig-steps", "2", "--samples", "2", "--max-inputs", "3"]
+USER_MODEL = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 5))
+
+    def leaky():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(), nn.Flatten(),
+                             nn.Linear(4 * 14 * 14, 3))
+
+    def not_a_model():
+        return 42
+
+    def broken():
+        raise RuntimeError("no weights here")
+""")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("check")
+    (root / "user.py").write_text(USER_MODEL)
+    torch.manual_seed(0)
+    torch.save(torch.rand(3, 3, 16, 16), root / "x.pt")
+    np.save(root / "x.npy", np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32))
+    images = root / "images"
+    images.mkdir()
+    for i in range(2):
+        array = (np.random.default_rng(i).random((40, 48, 3)) * 255).astype(np.uint8)
+        Image.fromarray(array).save(images / f"image{i}.png")
+    resnet = torchvision.models.resnet18()
+    torch.save(resnet.state_dict(), root / "resnet18.pt")
+    return root
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """The command in a subprocess: exit code and stderr."""
+    done = subprocess.run([sys.executable, "-m", "sanitylib", *args], capture_output=True,
+                          text=True, timeout=600)
+    return done.returncode, done.stderr
+
+
+def test_user_model_from_a_python_file(files, tmp_path):
+    out = tmp_path / "report"
+    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                 "--methods", "gradient,guided_backprop,gradcam", *FAST]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "scores.csv", "verdict.json"]
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["blocks"] == ["9", "7", "3", "0"]
+    assert {(v["method"], v["metric"]) for v in verdict["verdicts"]} == {
+        (m, k) for m in ("gradient", "guided_backprop", "gradcam")
+        for k in ("spearman_abs", "spearman", "ssim", "hog")}
+    assert all(v["verdict"] in ("like random maps", "still similar") for v in verdict["verdicts"])
+    scores = pd.read_csv(out / "scores.csv")
+    assert {"model", "method", "order", "block", "metric", "seed", "image", "value"} <= set(scores)
+    assert set(scores.block) == {"original", "9", "7", "3", "0"}
+    # the trained model's maps against themselves: similarity 1
+    assert np.allclose(scores[(scores.block == "original") & (scores.metric == "spearman")].value, 1)
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_torchvision_resnet18_with_a_state_dict(files, tmp_path):
+    out = tmp_path / "resnet"
+    assert main(["check", "torchvision:resnet18", str(files / "images"), "--weights",
+                 str(files / "resnet18.pt"), "--size", "32", "--preprocess", "imagenet",
+                 "--methods", "gradient,gradcam", "--metrics", "spearman_abs", "--out", str(out),
+                 *FAST]) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["blocks"][0] == "fc" and verdict["blocks"][-1] == "conv1"
+    assert "layer4.1" in verdict["blocks"] and len(verdict["blocks"]) == 11
+    assert verdict["settings"]["inputs"] == [2, 3, 32, 32]
+
+
+def test_refusals_are_per_method(files, tmp_path):
+    out = tmp_path / "leaky"
+    assert main(["check", f"{files}/user.py:leaky", str(files / "x.npy"), "--out", str(out),
+                 "--methods", "gradient,guided_backprop", "--metrics", "spearman", *FAST]) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert "leaky_relu" in verdict["refused"]["guided_backprop"]
+    assert {v["method"] for v in verdict["verdicts"]} == {"gradient"}
+
+
+def test_torchscript_refuses_hooked_methods_and_the_default_init(files, tmp_path):
+    sys.path.insert(0, str(files))
+    try:
+        import user
+    finally:
+        sys.path.remove(str(files))
+    scripted = torch.jit.script(user.make())
+    torch.jit.save(scripted, files / "scripted.pt")
+    code, err = run_cli("check", str(files / "scripted.pt"), str(files / "x.pt"), "--out",
+                        str(tmp_path / "ts"), *FAST)
+    assert code == 2 and "no initializer to re-run" in err and "Traceback" not in err
+    out = tmp_path / "ts2"
+    assert main(["check", str(files / "scripted.pt"), str(files / "x.pt"), "--out", str(out),
+                 "--init", "xavier", "--methods", "gradient,guided_backprop,gradcam",
+                 "--metrics", "spearman", *FAST]) == 0
+    refused = json.loads((out / "verdict.json").read_text())["refused"]
+    assert set(refused) == {"guided_backprop", "gradcam"}
+    assert "TorchScript" in refused["gradcam"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.py:make", "{x}"], "no such file missing.py"),
+    (["{user}:not_a_model", "{x}"], "returned a int, not a torch nn.Module"),
+    (["{user}:absent", "{x}"], "has no function 'absent'; its functions: broken, leaky, make"),
+    (["{user}:broken", "{x}"], "raised RuntimeError: no weights here"),
+    (["{user}:make", "{root}/nothing"], "no such file or folder"),
+    (["{user}:make", "{user}"], "inputs are a folder of images"),
+    (["{user}:make", "{x}", "--methods", "gradient,magic"], "unknown method(s) magic; valid choices"),
+    (["{user}:make", "{x}", "--order", "sideways"], "valid choices: cascading, independent, bottom_up"),
+    (["{user}:make", "{x}", "--preprocess", "sepia"], "valid choices: model, imagenet"),
+    (["{user}:make", "{x}", "--blocks", "9,nope"], "has no submodule 'nope'"),
+    (["{user}:make", "{x}", "--init", "gaussian"], "valid choices: default, truncated_normal"),
+    (["torchvision:resnet18", "{x}", "--weights", "{x}"], "do not fit the model"),
+    (["torchvision:resnet999", "{x}"], "torchvision has no model 'resnet999'"),
+    (["cnn", "{x}"], "inputs of shape (3, 16, 16) do not fit the model"),
+    (["something-else", "{x}"], "valid forms: path/to/file.py:function"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(files, tmp_path, args, message):
+    filled = [a.format(x=files / "x.pt", user=files / "user.py", root=files) for a in args]
+    code, err = run_cli("check", *filled, "--out", str(tmp_path / "bad"), *FAST)
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sanitylib check: error: ") and message in last, err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_interrupted_write_leaves_no_report(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 3))
+    report = sanitylib.check(net, torch.rand(2, 3, 16, 16), methods=["gradient"],
+                             metrics=["spearman"], ig_steps=2, samples=2)
+    assert isinstance(report.scores, pd.DataFrame) and len(report.verdicts) == 1
+
+    def interrupt(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "to_html", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        report.write(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out-")]  # no staging left
+
+
+def test_an_existing_folder_that_is_not_a_report_is_kept(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    report = sanitylib.check(net, torch.rand(2, 3, 2, 2), methods=["gradient"],
+                             metrics=["spearman"])
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a sanitylib report"):
+        report.write(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_discovery_orders_blocks_by_the_forward_pass():
+    class Backwards(nn.Module):
+        """Registered in one order, called in the other."""
+
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 2)
+            self.body = nn.Linear(4, 8)
+            self.stem = nn.Conv2d(1, 4, 1)
+
+        def forward(self, x):
+            return self.head(self.body(self.stem(x).mean((2, 3))))
+
+    x = torch.rand(1, 1, 5, 5)
+    assert list(discover_blocks(Backwards(), x)) == ["head", "body", "stem"]
+    assert last_conv_layer(Backwards(), x) == "stem"
+
+
+def test_report_page_renders_in_headless_chromium(files, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt works)")
+    out = tmp_path / "page"
+    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                 "--methods", "gradient,gradcam", *FAST]) == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1600",
+                    f"--screenshot={shot}", (out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (1600, 1000)
+    # text, tables and figures: far from a blank page
+    assert pixels.std() > 20 and (pixels < 128).mean() > 0.01
