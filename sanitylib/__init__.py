@@ -19,7 +19,6 @@ The everyday API is re-exported here::
     from sanitylib import explain, randomize, compare
 """
 
-from sanitylib.checker import CheckReport, check
 from sanitylib.methods.randomization import INITS, ORDERS, randomize
 from sanitylib.methods.saliency import LABELS, METHODS, explain, predicted_class
 from sanitylib.methods.similarity import METRICS, compare, summarize
@@ -27,6 +26,17 @@ from sanitylib.models import ModelUnderTest, model_under_test
 
 __version__ = "0.2.0"
 
+
 __all__ = ["INITS", "LABELS", "METHODS", "METRICS", "ORDERS", "CheckReport", "ModelUnderTest",
            "check", "compare", "explain", "model_under_test", "predicted_class", "randomize",
            "summarize"]
+
+
+def __getattr__(name: str) -> object:
+    """``check`` and ``CheckReport`` load on first use: they bring pandas and the report code,
+    which ``explain`` / ``randomize`` / ``compare`` do not need."""
+    if name in ("check", "CheckReport"):
+        from sanitylib import checker
+
+        return getattr(checker, name)
+    raise AttributeError(f"module 'sanitylib' has no attribute {name!r}")

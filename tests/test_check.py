@@ -33,6 +33,13 @@ USER_MODEL = textwrap.dedent("""
             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 5))
 
+    def other_seed():
+        torch.manual_seed(1)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 5))
+
     def leaky():
         torch.manual_seed(0)
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(), nn.Flatten(),
@@ -99,6 +106,18 @@ def test_torchvision_resnet18_with_a_state_dict(files, tmp_path):
     assert verdict["blocks"][0] == "fc" and verdict["blocks"][-1] == "conv1"
     assert "layer4.1" in verdict["blocks"] and len(verdict["blocks"]) == 11
     assert verdict["settings"]["inputs"] == [2, 3, 32, 32]
+
+
+def test_compare_with_adds_the_data_randomization_test(files, tmp_path):
+    out = tmp_path / "pair"
+    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                 "--compare-with", f"{files}/user.py:other_seed", "--methods", "gradient",
+                 "--metrics", "spearman", *FAST]) == 0
+    verdicts = json.loads((out / "verdict.json").read_text())["verdicts"]
+    assert [v["test"] for v in verdicts] == ["parameters, cascading", "data randomization"]
+    scores = pd.read_csv(out / "scores.csv")
+    pairs = scores[scores.test == "data randomization"]
+    assert len(pairs) == 3 and pairs.value.abs().max() < 1.0  # two different models' maps
 
 
 def test_refusals_are_per_method(files, tmp_path):
