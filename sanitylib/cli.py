@@ -80,12 +80,9 @@ def _preprocessing(name: str):
 
 
 def _built_in_defaults(model) -> dict:
-    from sanitylib.models.under_test import KNOWN_ARCHITECTURES
+    from sanitylib.models.under_test import built_in_defaults
 
-    for kind, make in KNOWN_ARCHITECTURES.items():
-        if type(model) is kind and (defaults := make(model)) is not None:
-            return defaults
-    return {}
+    return built_in_defaults(model) or {}
 
 
 def _fail(message: str) -> int:

@@ -33,7 +33,7 @@ from sanitylib.methods.saliency import METHODS, explain
 from sanitylib.methods.similarity import METRICS
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
-from sanitylib.models.under_test import KNOWN_ARCHITECTURES, ModelUnderTest, model_under_test
+from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
 
 __all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "CheckReport", "check", "prepare_model", "validate"]
 
@@ -108,9 +108,7 @@ def prepare_model(model: ModelUnderTest | nn.Module, sample: torch.Tensor,
     if isinstance(model, ModelUnderTest):
         subject = model
     else:
-        built_in = any(type(model) is kind and make(model) is not None
-                       for kind, make in KNOWN_ARCHITECTURES.items())
-        if built_in:
+        if built_in_defaults(model) is not None:
             subject = model_under_test(model)
         else:
             found = discover_blocks(model, sample)

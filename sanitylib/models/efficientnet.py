@@ -20,6 +20,7 @@ stem) and :data:`GRADCAM_LAYER` gives the comparable top 7x7 map (1280 channels)
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -30,8 +31,8 @@ from torch import nn
 from sanitylib.models.inception import PretrainedWeightsUnavailable
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES
 
-__all__ = ["BLOCKS", "GRADCAM_LAYER", "IMAGENET_CLASSES", "INPUT_SIZE",
-           "PretrainedWeightsUnavailable", "display", "init_efficientnet_module",
+__all__ = ["BLOCKS", "GRADCAM_LAYER", "INPUT_SIZE",
+           "PretrainedWeightsUnavailable", "display", "imagenet_classes", "init_efficientnet_module",
            "load_efficientnet_lite0", "preprocess", "timm_state_dict",
            "untrained_efficientnet_lite0"]
 
@@ -54,14 +55,19 @@ BLOCKS: dict[str, tuple[str, ...]] = {
 GRADCAM_LAYER = "bn2"
 
 
-def _imagenet_classes() -> tuple[str, ...]:
-    from torchvision.models import EfficientNet_B0_Weights  # static metadata, nothing downloaded
+@functools.cache
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1,000 ImageNet class names, index-aligned with the logits (torchvision's list; read on
+    first use, so importing this module does not import torchvision's models)."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # static metadata, no download
 
-    return tuple(EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
+    return tuple(_IMAGENET_CATEGORIES)
 
 
-#: The 1,000 ImageNet class names, index-aligned with the logits (torchvision's list).
-IMAGENET_CLASSES: tuple[str, ...] = _imagenet_classes()
+def __getattr__(name: str) -> object:
+    if name == "IMAGENET_CLASSES":
+        return imagenet_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
         "_fc": "classifier"}
@@ -212,14 +218,8 @@ def _defaults(model: nn.Module) -> dict[str, object] | None:
     if name not in ("efficientnet_lite0", "tf_efficientnet_lite0"):
         return None
     return {"name": "efficientnet_lite0", "blocks": dict(BLOCKS), "gradcam_layer": GRADCAM_LAYER,
-            "preprocess": preprocess, "display": display, "class_names": IMAGENET_CLASSES,
+            "preprocess": preprocess, "display": display, "class_names": imagenet_classes(),
             "input_size": INPUT_SIZE, "init_module": init_efficientnet_module}
 
 
-def _register() -> None:
-    from timm.models.efficientnet import EfficientNet
-
-    KNOWN_ARCHITECTURES[EfficientNet] = _defaults
-
-
-_register()
+KNOWN_ARCHITECTURES["timm.models.efficientnet.EfficientNet"] = _defaults

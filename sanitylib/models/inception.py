@@ -174,10 +174,4 @@ def _defaults(model: nn.Module) -> dict[str, object]:
             "preprocess": imagenet_normalize, "display": imagenet_denormalize}
 
 
-def _register() -> None:
-    from torchvision.models import Inception3
-
-    KNOWN_ARCHITECTURES[Inception3] = _defaults
-
-
-_register()
+KNOWN_ARCHITECTURES["torchvision.models.inception.Inception3"] = _defaults

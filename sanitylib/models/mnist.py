@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from sanitylib.models.under_test import KNOWN_ARCHITECTURES
+from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
 __all__ = ["ARCHITECTURES", "MLP", "MnistCNN", "build", "trunc_normal"]
 
@@ -91,11 +91,11 @@ def build(architecture: str, in_channels: int = 1, num_classes: int = 10) -> nn.
                      f"{', '.join(ARCHITECTURES)}")
 
 
-KNOWN_ARCHITECTURES[MnistCNN] = lambda model: {
+KNOWN_ARCHITECTURES[architecture_key(MnistCNN)] = lambda model: {
     "name": "cnn", "blocks": {"logits": ("logits",), "fc1": ("fc1",), "conv2": ("conv2",),
                               "conv1": ("conv1",)},
     "gradcam_layer": "conv2", "init_module": MnistCNN.init_module}
-KNOWN_ARCHITECTURES[MLP] = lambda model: {
+KNOWN_ARCHITECTURES[architecture_key(MLP)] = lambda model: {
     "name": "mlp", "blocks": {"logits": ("logits",), "hidden3": ("hidden3",),
                               "hidden2": ("hidden2",), "hidden1": ("hidden1",)},
     "init_module": MLP.init_module}

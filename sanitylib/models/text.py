@@ -36,7 +36,7 @@ from torch import nn
 from sanitylib.data.text import TextDataset, offline, sample
 from sanitylib.infra.cache import cached
 from sanitylib.models.training import TrainedModel, accuracy, permute_labels, training_loop
-from sanitylib.models.under_test import KNOWN_ARCHITECTURES
+from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
 # transformers imports tqdm.auto, which warns in notebooks without ipywidgets; import it quietly.
 with warnings.catch_warnings():
@@ -176,7 +176,7 @@ def text_blocks(model: TextClassifier) -> dict[str, str]:
             "bert.embeddings": "bert.embeddings"}
 
 
-KNOWN_ARCHITECTURES[TextClassifier] = lambda model: {
+KNOWN_ARCHITECTURES[architecture_key(TextClassifier)] = lambda model: {
     "name": "text_classifier", "blocks": {n: (p,) for n, p in text_blocks(model).items()},
     "init_module": TextClassifier.init_module}
 

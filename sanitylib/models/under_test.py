@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["KNOWN_ARCHITECTURES", "ModelUnderTest", "identity", "model_under_test", "submodule"]
+__all__ = ["KNOWN_ARCHITECTURES", "ModelUnderTest", "architecture_key", "built_in_defaults",
+           "identity", "model_under_test", "submodule"]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 BlockSpec = Mapping[str, "str | Sequence[str]"] | Sequence[str]
@@ -131,10 +132,22 @@ def _normalize_blocks(module: nn.Module, blocks: BlockSpec) -> dict[str, tuple[s
     return {path: (path,) for path in blocks}
 
 
-#: Type -> function giving the defaults of a built-in architecture (name, blocks, GradCAM layer,
-#: initializer, ...), or None when a module of that type is not the built-in network (timm's
-#: ``EfficientNet`` class holds many networks). Filled by the modules that define them.
-KNOWN_ARCHITECTURES: dict[type, Callable[[nn.Module], dict[str, object] | None]] = {}
+#: Class ("module.QualName", so that torchvision and timm need not be imported to register their
+#: networks) -> function giving the defaults of a built-in architecture (name, blocks, GradCAM
+#: layer, initializer, ...), or None when a module of that class is not the built-in network
+#: (timm's ``EfficientNet`` class holds many networks). Filled by the modules that define them.
+KNOWN_ARCHITECTURES: dict[str, Callable[[nn.Module], dict[str, object] | None]] = {}
+
+
+def architecture_key(kind: type) -> str:
+    """The key of a class in :data:`KNOWN_ARCHITECTURES`."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def built_in_defaults(module: nn.Module) -> dict[str, object] | None:
+    """The defaults of a built-in architecture for ``module`` (exactly its class), or None."""
+    make = KNOWN_ARCHITECTURES.get(architecture_key(type(module)))
+    return make(module) if make is not None else None
 
 
 def model_under_test(model: ModelUnderTest | nn.Module, blocks: BlockSpec | None = None,
@@ -153,10 +166,9 @@ def model_under_test(model: ModelUnderTest | nn.Module, blocks: BlockSpec | None
         module = model.module
     else:
         module = model
-        defaults = next((d for kind, make in KNOWN_ARCHITECTURES.items()
-                         if type(module) is kind and (d := make(module)) is not None), None)
+        defaults = built_in_defaults(module)
         if defaults is None and blocks is None:
-            known = ", ".join(sorted(k.__name__ for k in KNOWN_ARCHITECTURES))
+            known = ", ".join(sorted(k.rpartition(".")[2] for k in KNOWN_ARCHITECTURES))
             raise ValueError(f"{type(module).__name__} is not a built-in architecture ({known}); "
                              "pass blocks= (submodule paths, top to bottom)")
         base = None
