@@ -64,6 +64,7 @@ def test_verdict_separates_a_method_that_changes_from_one_that_does_not():
     assert "2 of 2 methods agree" in describe_agreement(table)
     table.loc[table.method == "gradient", "agrees with paper"] = "no"
     assert "not: gradient (like random maps" in describe_agreement(table)
+    assert describe_agreement(table, model_labels={"cnn": "The CNN"}).startswith("* **The CNN on")
 
 
 def test_inception_mechanics_run_on_two_blocks():

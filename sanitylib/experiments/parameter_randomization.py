@@ -113,15 +113,19 @@ def agreement(verdicts: pd.DataFrame, metric: str = "spearman_abs") -> pd.DataFr
                  "paper", "agrees with paper"]]
 
 
-def describe_agreement(table: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
+def describe_agreement(table: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                       model_labels: Mapping[str, str] | None = None) -> str:
     """A Markdown paragraph listing, per model, where the verdicts of :func:`agreement` match
-    the paper's and where they do not, with the similarity values that decide it."""
+    the paper's and where they do not, with the similarity values that decide it (models named
+    by ``model_labels``, else in capitals: "CNN")."""
     labels = labels or {}
+    model_labels = model_labels or {}
     lines = []
     for (model, dataset), rows in table.groupby(["model", "dataset"], sort=False):
         agree = rows[rows["agrees with paper"] == "yes"]
         differ = rows[rows["agrees with paper"] == "no"]
-        text = (f"* **{model.upper()} on {dataset}**: {len(agree)} of {len(rows)} methods agree "
+        text = (f"* **{model_labels.get(model, model.upper())} on {dataset}**: {len(agree)} of "
+                f"{len(rows)} methods agree "
                 "with the paper")
         if len(differ):
             details = ", ".join(
