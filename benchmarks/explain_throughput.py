@@ -92,8 +92,12 @@ def rows_per_explanation(method: str, steps: int, samples: int) -> int:
 
 def bench_against_raw(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
     """Explanations/s and rows/s of every method next to the raw batched forward + backward
-    rows/s of the same model on the same inputs (the ceiling of any gradient method)."""
+    rows/s of the same model on the same inputs (the ceiling of any gradient method: gradients
+    to the input only, as ``explain`` takes them; GradCAM's backward stops at its layer, so it
+    can exceed it)."""
     targets = predicted_class(model, inputs)
+    for p in model.parameters():
+        p.requires_grad_(False)
 
     def raw():
         x = inputs.clone().requires_grad_(True)
