@@ -79,12 +79,6 @@ def _preprocessing(name: str):
             "model": None}[name]
 
 
-def _built_in_defaults(model) -> dict:
-    from sanitylib.models.under_test import built_in_defaults
-
-    return built_in_defaults(model) or {}
-
-
 def _fail(message: str) -> int:
     print(f"sanitylib check: error: {message}", file=sys.stderr)
     return 2
@@ -99,6 +93,7 @@ def _check(args: argparse.Namespace) -> int:
     from sanitylib.data.sources import DataUnavailableError
     from sanitylib.methods.randomization import step_names
     from sanitylib.models.loading import ModelSpecError, load_model
+    from sanitylib.models.under_test import built_in_defaults
 
     try:
         if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -106,7 +101,7 @@ def _check(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.weights)
         other = (load_model(args.compare_with, args.compare_weights)
                  if args.compare_with else None)
-        defaults = _built_in_defaults(model)
+        defaults = built_in_defaults(model) or {}
         size = (args.size, args.size) if args.size else defaults.get("input_size")
         inputs = load_inputs(args.inputs, size)[:args.max_inputs]
         preprocess = _preprocessing(args.preprocess)

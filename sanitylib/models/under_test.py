@@ -119,10 +119,10 @@ def identity(model: ModelUnderTest | nn.Module) -> str:
     if isinstance(model, ModelUnderTest):
         digest.update(repr((model.blocks, model.gradcam_layer)).encode())
     for name, value in module.state_dict().items():
-        array = value.detach().cpu().contiguous()
-        digest.update(f"{name}{tuple(array.shape)}{array.dtype}".encode())
-        digest.update(array.numpy().tobytes() if array.dtype != torch.bfloat16
-                      else array.float().numpy().tobytes())
+        value = value.detach()
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        exact = value.float() if value.dtype == torch.bfloat16 else value  # NumPy has no bfloat16
+        digest.update(exact.cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
