@@ -11,6 +11,11 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
 export SANITYLIB_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
+# The device everything runs on: `make book DEVICE=cuda` (or cpu, cuda:1); by default CUDA when
+# the machine has it, else the CPU (sanitylib.infra.device).
+ifdef DEVICE
+export SANITYLIB_DEVICE := $(DEVICE)
+endif
 
 .PHONY: book test notebooks html data venv bench lint clean browser
 

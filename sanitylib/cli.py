@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
                      "('model': the built-in model's own, else none)")
     run.add_argument("--size", type=int, help="resize images to SIZE x SIZE (default: the "
                      "model's input size when known)")
-    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: $SANITYLIB_DEVICE, else "
+                     "cuda when there is one, else cpu)")
     run.add_argument("--metrics", type=_csv, default=list(DEFAULT_METRICS))
     run.add_argument("--ig-steps", type=int, default=10)
     run.add_argument("--samples", type=int, default=10)
@@ -91,13 +92,13 @@ def _check(args: argparse.Namespace) -> int:
     from sanitylib.checker.run import check, prepare_model, validate
     from sanitylib.data.inputs import load_inputs
     from sanitylib.data.sources import DataUnavailableError
+    from sanitylib.infra.device import resolve_device
     from sanitylib.methods.randomization import step_names
     from sanitylib.models.loading import ModelSpecError, load_model
     from sanitylib.models.under_test import built_in_defaults
 
     try:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device}: no CUDA device here; valid choices: cpu")
+        resolve_device(args.device)  # an unknown or absent device fails before any work
         model = load_model(args.model, args.weights)
         other = (load_model(args.compare_with, args.compare_weights)
                  if args.compare_with else None)

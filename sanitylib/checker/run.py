@@ -27,6 +27,7 @@ from sanitylib.experiments.runner import (
     randomization_run,
     summarize_scores,
 )
+from sanitylib.infra.device import resolve_device
 from sanitylib.methods.guided import UnguidedActivationError
 from sanitylib.methods.randomization import INITS, ORDERS, step_names
 from sanitylib.methods.saliency import METHODS, explain
@@ -174,10 +175,11 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
 
     ``compare_with``: a second model of the same architecture (say, trained on permuted
     labels) for the data randomization test. ``progress(step)`` is called after each
-    randomization step of each seed.
+    randomization step of each seed. ``device``: where the model and inputs go (default:
+    :func:`sanitylib.infra.device.default_device`).
     """
     validate(methods, order, init, metrics)
-    device = torch.device(device or "cpu")
+    device = resolve_device(device)
     inputs = inputs.to(device)
     module = model.module if isinstance(model, ModelUnderTest) else model
     module.to(device)

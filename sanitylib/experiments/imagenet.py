@@ -26,6 +26,7 @@ from torch import nn
 
 from sanitylib.data.photographs import photograph_batch
 from sanitylib.experiments.runner import RandomizationRun, baseline_table, randomization_run
+from sanitylib.infra.device import module_device, resolve_device
 from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import PretrainedWeightsUnavailable, load_inception_v3
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
@@ -59,10 +60,13 @@ class ImageNetNetwork:
         return self.model.name
 
 
-def load_networks(names: Sequence[str], photograph_names: Sequence[str]
+def load_networks(names: Sequence[str], photograph_names: Sequence[str],
+                  device: str | torch.device | None = None
                   ) -> tuple[dict[str, ImageNetNetwork], dict[str, str]]:
-    """The trained networks ``names`` that can be loaded, with the photographs prepared for
-    each, and ``{name: why it was skipped}`` for the others."""
+    """The trained networks ``names`` that can be loaded, on ``device`` (default:
+    :func:`sanitylib.infra.device.default_device`), with the photographs prepared for each (on
+    the CPU), and ``{name: why it was skipped}`` for the others."""
+    device = resolve_device(device)
     unknown = [n for n in names if n not in _NETWORKS]
     if unknown:
         raise ValueError(f"unknown ImageNet network(s) {unknown}; valid choices: "
@@ -71,7 +75,7 @@ def load_networks(names: Sequence[str], photograph_names: Sequence[str]
     for name in names:
         load, size, crop = _NETWORKS[name]
         try:
-            model = model_under_test(load())
+            model = model_under_test(load().to(device))
         except PretrainedWeightsUnavailable as error:
             skipped[name] = str(error)
             continue
@@ -87,7 +91,8 @@ def top_classes(networks: Mapping[str, ImageNetNetwork], k: int = 3) -> pd.DataF
     rows = []
     for name, net in networks.items():
         with torch.no_grad():
-            probabilities = net.model.module(net.inputs).softmax(dim=1)
+            probabilities = net.model.module(
+                net.inputs.to(module_device(net.model.module))).softmax(dim=1).cpu()
         top = probabilities.topk(k, dim=1)
         for photo, values, indices in zip(net.photographs, top.values, top.indices):
             for rank, (p, i) in enumerate(zip(values.tolist(), indices.tolist()), start=1):

@@ -29,6 +29,7 @@ from torch import nn
 from sanitylib.data.images import ImageDataset, subset
 from sanitylib.experiments.runner import EXPLAIN_CODE, RandomizationRun, randomization_run
 from sanitylib.infra.cache import cached
+from sanitylib.infra.device import module_device
 from sanitylib.methods import quality
 from sanitylib.methods.quality import (
     INFIDELITY_STD,
@@ -206,10 +207,11 @@ class SmoothConfig:
 def _fine_tune(model: nn.Module, data: ImageDataset, config: SmoothConfig) -> dict[str, object]:
     torch.manual_seed(config.seed)
     x, y = subset(data.x_train, data.y_train, config.train_size, config.seed)
+    x, y = x.to(module_device(model)), y.to(module_device(model))
     start = time.perf_counter()
     fit(model, x, y, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
         seed=config.seed)
-    return {"state_dict": model.state_dict(),
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "train_accuracy": accuracy(predicted_class(model, x, max_rows=1000), y),
             "test_accuracy": accuracy(predicted_class(model, data.x_test, max_rows=1000),
                                       data.y_test),
@@ -228,7 +230,8 @@ def smoothed_cnn(base: TrainedModel, data: ImageDataset, config: SmoothConfig = 
     if base.config.architecture != "cnn":
         raise ValueError(f"smoothed_cnn needs the CNN; got {base.config.architecture!r}")
     model = smooth(base.model, config.beta, config.temperature)
-    key = {"base": asdict(base.config), "source": base.source, "smooth": asdict(config)}
+    key = {"base": asdict(base.config), "source": base.source, "smooth": asdict(config),
+           "device": module_device(model).type}
     result = cached("smoothed_models", key, lambda: _fine_tune(model, data, config),
                     code=(smooth_models, _fine_tune, fit, training_loop))
     model.load_state_dict(result["state_dict"])
@@ -261,10 +264,10 @@ def function_along_dimensions(models: Mapping[str, nn.Module], x: torch.Tensor,
     tables = []
     for name, model in models.items():
         model.eval()
-        points = flat.view(-1, *x.shape).clone().requires_grad_()
+        points = flat.view(-1, *x.shape).to(module_device(model)).requires_grad_()
         output = model(points)[:, target]
         (grad,) = torch.autograd.grad(output.sum(), points)
-        slope = grad.flatten(1)[rows, columns]
+        slope = grad.flatten(1)[rows.to(grad.device), columns.to(grad.device)]
         tables.append(pd.DataFrame({
             "model": name, "dimension": columns.cpu().numpy(),
             "offset": offsets.repeat(len(dimensions)).cpu().numpy(),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.input_multiplier import LABELS, PAIRS, VARIANTS
+from sanitylib.infra.device import module_device
 
 __all__ = ["mean_top_logit", "quality_reading", "smoothing_reading"]
 
@@ -24,7 +25,7 @@ __all__ = ["mean_top_logit", "quality_reading", "smoothing_reading"]
 def mean_top_logit(model: nn.Module, inputs: torch.Tensor) -> float:
     """The mean absolute value of the largest logit: the scale infidelity is measured in."""
     with torch.no_grad():
-        return float(model(inputs).max(1).values.abs().mean())
+        return float(model(inputs.to(module_device(model))).max(1).values.abs().mean())
 
 
 def _listing(values: Mapping[str, float], fmt: str) -> str:

@@ -17,44 +17,48 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.infra import device
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
 from sanitylib.methods.randomization import randomize, step_names
-from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.methods.saliency import explain_methods, predicted_class
 from sanitylib.methods.similarity import compare, random_pair, summarize
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: The code every explanation map depends on (part of the maps' cache keys).
-EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"])
+EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"], device)
 SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
 
 
-def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
-                target: torch.Tensor | None = None,
-                options: Mapping[str, Mapping[str, object]] | None = None
-                ) -> dict[str, torch.Tensor]:
-    """``{method: maps}`` for every method, with per-method keyword options."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
-    options = options or {}
-    return {m: explain(model, inputs, m, target=target, **dict(options.get(m, {})))
-            for m in methods}
-
-
 def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                    methods: Sequence[str], target: torch.Tensor | None = None,
                    options: Mapping[str, Mapping[str, object]] | None = None
                    ) -> dict[str, torch.Tensor]:
-    """:func:`explain_all`, cached by the model's identity, the inputs and every setting."""
+    """:func:`~sanitylib.methods.saliency.explain_methods`, cached by the model's identity and
+    device kind, the inputs and every setting."""
     options = {m: dict(o) for m, o in (options or {}).items()}
     key = {"model": model, "inputs": inputs, "methods": list(methods), "options": options,
            "target": target}
-    return cached("explanations", key, lambda: explain_all(model, inputs, methods, target, options),
-                  code=(*EXPLAIN_CODE, explain_all))
+    return cached("explanations", key,
+                  lambda: explain_methods(model, inputs, methods, target, options),
+                  code=EXPLAIN_CODE)
+
+
+def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
+                  options: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """The trained model's predictions and maps of its predicted classes (cached): the reference
+    every randomization step, seed and order is compared with, computed once."""
+    def build() -> dict[str, object]:
+        predictions = predicted_class(model, inputs)
+        return {"predictions": predictions,
+                "maps": explain_methods(model, inputs, methods, predictions, options)}
+
+    key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
+           "options": {m: dict(o) for m, o in options.items()}}
+    return cached("explanations", key, build, code=(*EXPLAIN_CODE, original_maps))
 
 
 @dataclass
@@ -72,18 +76,19 @@ class RandomizationRun:
 def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
                init: str, seed: int, blocks: Sequence[str] | None,
                target: str, options: Mapping[str, Mapping[str, object]],
+               original: Mapping[str, object],
                progress: Callable[[str], None] | None = None) -> dict[str, object]:
-    """Explain the inputs under every randomization step of one seed (the cached unit);
+    """Explain the inputs under every randomization step of one seed (the cached unit), one
+    prediction pass per step giving both the step's predictions and its target;
     ``progress(step)`` is called after each step."""
     steps: dict[str, dict[str, torch.Tensor]] = {}
     predictions: dict[str, torch.Tensor] = {}
-    fixed = None
-    for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed):
+    for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
+                                      original=False):
         predictions[step] = predicted_class(randomized, inputs)
-        if step == "original":
-            fixed = predictions[step]
-        labels = fixed if target == "fixed" else None
-        steps[step] = explain_all(model.with_module(randomized), inputs, methods, labels, options)
+        labels = original["predictions"] if target == "fixed" else predictions[step]
+        steps[step] = explain_methods(model.with_module(randomized), inputs, methods, labels,
+                                      options)
         if progress is not None:
             progress(step)
     return {"steps": steps, "predictions": predictions}
@@ -126,7 +131,8 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
     Args:
         model, inputs: the trained model and the inputs to explain.
-        methods: names from :data:`sanitylib.saliency.METHODS`.
+        methods: names from :data:`sanitylib.saliency.METHODS`; the trained model's maps are
+            made once (:func:`original_maps`) and reused by every seed and order.
         order, init, blocks: see :func:`sanitylib.randomization.randomize`.
         seeds: randomization seeds; every seed re-draws every block.
         metrics: names from :data:`sanitylib.similarity.METRICS`.
@@ -149,6 +155,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     names = step_names(model, blocks, order)
     rows: list[pd.DataFrame] = []
     run = RandomizationRun(pd.DataFrame(), names)
+    original = original_maps(model, inputs, methods, options)
     for seed in seeds:
         key = {"model": model, "inputs": inputs, "methods": list(methods), "order": order,
                "init": init, "seed": seed, "target": target, "blocks": blocks,
@@ -164,10 +171,10 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                 progress(step)
 
         result = cached("explanations", key, lambda seed=seed: _step_maps(
-            model, inputs, methods, order, init, seed, blocks, target, options, step_done),
-            code=(*EXPLAIN_CODE, _step_maps, explain_all))
-        steps = result["steps"]
-        for step in steps:  # a cached seed: its steps count as done now
+            model, inputs, methods, order, init, seed, blocks, target, options, original,
+            step_done), code=(*EXPLAIN_CODE, _step_maps, original_maps))
+        steps = {"original": original["maps"], **result["steps"]}
+        for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
                 progress(step)
         columns = {**(labels or {}), "order": order, "init": init, "target": target,
@@ -180,7 +187,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
             code=(*SCORE_CODE, _step_scores)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
-        run.predictions[seed] = result["predictions"]
+        run.predictions[seed] = {"original": original["predictions"], **result["predictions"]}
     run.scores = pd.concat(rows, ignore_index=True)
     return run
 

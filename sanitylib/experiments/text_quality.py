@@ -27,6 +27,7 @@ from captum.metrics import infidelity, sensitivity_max
 
 from sanitylib.experiments.runner import TARGETS
 from sanitylib.infra.cache import cached
+from sanitylib.infra.device import module_device
 from sanitylib.methods import quality
 from sanitylib.methods.quality import infidelity_perturbation
 from sanitylib.methods.randomization import randomize
@@ -44,7 +45,7 @@ def forward_on_embeddings(model: TextClassifier) -> Callable[..., torch.Tensor]:
     def forward(embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         handle = model.bert.embeddings.register_forward_hook(lambda *_: embeddings)
         try:
-            ids = torch.zeros(embeddings.shape[:2], dtype=torch.long)
+            ids = torch.zeros(embeddings.shape[:2], dtype=torch.long, device=embeddings.device)
             return model(ids, attention_mask)
         finally:
             handle.remove()
@@ -60,6 +61,9 @@ def evaluation_metrics(model: TextClassifier, batch: Batch, reference: torch.Ten
 
     See the module docstring for the perturbations. Lower is better for both.
     """
+    device = module_device(model)
+    batch, reference = batch.to(device), reference.to(device)
+    target = None if target is None else torch.as_tensor(target).to(device)
     mask = batch.attention_mask
     with explaining(model), torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -121,7 +121,8 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
 
     def build() -> pd.DataFrame:
         generator = torch.Generator().manual_seed(seed)
-        eta = torch.randn(gradients.shape, generator=generator, dtype=gradients.dtype)
+        eta = torch.randn(gradients.shape, generator=generator,
+                          dtype=gradients.dtype).to(gradients.device)
         rows = []
         for level in noise_levels:
             noisy = gradients + level * scale * eta

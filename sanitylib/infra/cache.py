@@ -3,7 +3,8 @@
 Every cache key is built here, by :func:`cache_key`, from three things:
 
 - the *parts* a call site names (models, inputs, settings): models count by their identity (type,
-  structure and weights, :func:`sanitylib.models.under_test.identity`), tensors and arrays by a
+  structure and weights, :func:`sanitylib.models.under_test.identity`) and the kind of device
+  they are on, tensors and arrays by a
   SHA-256 of their bytes, dataclasses by their fields;
 - a fingerprint of the *source code* that computed the entry (the modules or functions passed as
   ``code=``), so that fixing a method invalidates the maps it produced;
@@ -68,10 +69,13 @@ def code_fingerprint(code: Sequence[object]) -> str:
 
 def key_part(value: Any) -> Any:
     """A JSON-ready stand-in for one part of a key: models by identity, tensors by fingerprint."""
+    from sanitylib.infra.device import module_device
     from sanitylib.models.under_test import ModelUnderTest, identity
 
     if isinstance(value, (ModelUnderTest, nn.Module)):
-        return {"model": identity(value)}
+        # the device kind too: what a model computes on a GPU differs from the CPU in rounding
+        module = value.module if isinstance(value, ModelUnderTest) else value
+        return {"model": identity(value), "device": module_device(module).type}
     if isinstance(value, (torch.Tensor, np.ndarray)):
         return {"tensor": fingerprint(value)}
     if isinstance(value, pd.DataFrame):

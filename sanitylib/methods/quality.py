@@ -15,6 +15,7 @@ import torch
 from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
+from sanitylib.infra.device import module_device
 from sanitylib.methods.saliency import explain
 
 __all__ = ["INFIDELITY_STD", "SENSITIVITY_RADIUS", "SENSITIVITY_SAMPLES",
@@ -41,8 +42,10 @@ def infidelity_scores(model: nn.Module, inputs: torch.Tensor, attributions: torc
     perturb = infidelity_perturbation(multiplied, std,
                                       generator=torch.Generator().manual_seed(seed))
     model.eval()
+    device = module_device(model)
+    inputs, attributions = inputs.to(device), attributions.to(device)
     return infidelity(model, perturb, inputs, attributions, baselines=torch.zeros_like(inputs),
-                      target=target,
+                      target=torch.as_tensor(target).to(device),
                       n_perturb_samples=1 if multiplied else n_perturb_samples).cpu().numpy()
 
 
@@ -88,8 +91,9 @@ def max_sensitivity_scores(model: nn.Module, inputs: torch.Tensor, method: str,
             target = target.reshape(1).expand(len(x))  # one input: Captum leaves its label unexpanded
         return (explain(model, x, method, target=target, **dict(options)),)
 
+    device = module_device(model)
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # Captum's default perturbation draws from the global generator
-        return sensitivity_max(explanation, inputs, perturb_radius=radius,
+        return sensitivity_max(explanation, inputs.to(device), perturb_radius=radius,
                                n_perturb_samples=n_perturb_samples, norm_ord="fro",
-                               target=target).cpu().numpy()
+                               target=torch.as_tensor(target).to(device)).cpu().numpy()

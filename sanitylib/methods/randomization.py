@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from sanitylib.infra.device import module_device
+from sanitylib.models.mnist import trunc_normal
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
 __all__ = ["INITS", "ORDERS", "randomize", "reinitialize", "step_names"]
@@ -101,7 +103,7 @@ def _draw_one(name: str, param: torch.Tensor, init: str, std: float) -> None:
         else:
             nn.init.zeros_(param)
     elif init == "truncated_normal":
-        nn.init.trunc_normal_(param, std=std, a=-2 * std, b=2 * std)
+        trunc_normal(param, std)
     else:  # uniform with the same standard deviation
         bound = math.sqrt(3.0) * std
         nn.init.uniform_(param, -bound, bound)
@@ -127,9 +129,12 @@ def _copy(module: nn.Module) -> nn.Module:
 
 def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
               order: str = "cascading", init: str = "default", seed: int = 0,
-              std: float = 0.01, reset_batchnorm_stats: bool = False
+              std: float = 0.01, reset_batchnorm_stats: bool = False, original: bool = True
               ) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``("original", model)`` then ``(block, randomized model)`` for each step.
+
+    The weights are drawn on the CPU and moved to the model's device, so a seed gives the same
+    randomized model on every device.
 
     Args:
         model: the trained model (a :class:`ModelUnderTest`, or a built-in ``nn.Module``); never
@@ -140,6 +145,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         init: one of :data:`INITS`; ``std`` is the truncated normal / uniform scale.
         seed: seeds every block's re-initialization.
         reset_batchnorm_stats: also reset batch-norm running statistics (kept by default).
+        original: yield the ``("original", copy)`` step first.
     """
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; valid choices: {', '.join(ORDERS)}")
@@ -150,16 +156,19 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         subject = subject.select_blocks(blocks)
     names = list(subject.blocks)
     steps = names[::-1] if order == "bottom_up" else names
-    yield "original", _copy(subject.module)
+    if original:
+        yield "original", _copy(subject.module)
     working = _copy(subject.module)
+    device = module_device(working)
     for name in steps:
         if order == "independent":
             working = _copy(subject.module)
         with torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + names.index(name))
             for path in subject.blocks[name]:
-                reinitialize(submodule(working, path), init, std, reset_batchnorm_stats,
-                             subject.init_module)
+                block = submodule(working, path).to("cpu")
+                reinitialize(block, init, std, reset_batchnorm_stats, subject.init_module)
+                block.to(device)
         yield name, _copy(working)
 
 

@@ -13,22 +13,25 @@ modules). The sampling around them is written
 here because Captum lacks the original settings: its Riemann rules do not weigh
 ``linspace(0, 1, n)`` uniformly, and its NoiseTunnel takes one sigma for the whole batch where the
 paper scales it per image. Interpolation steps, noise samples and images are evaluated together in
-chunks of at most ``max_rows`` model inputs.
+chunks of at most ``max_rows`` model inputs; :func:`explain_methods` makes the computations several
+methods share once. Work follows the model's device (:mod:`sanitylib.infra.device`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
 from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
+from sanitylib.infra.device import module_device, randn
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["LABELS", "METHODS", "explain", "explaining", "predicted_class"]
+__all__ = ["DEFAULTS", "LABELS", "METHODS", "explain", "explain_methods", "explaining",
+           "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -41,6 +44,13 @@ LABELS = {"gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
 
 #: Rough activation memory per byte of input for one forward and backward pass.
 _BYTES_PER_INPUT_BYTE = 200
+
+#: Every keyword setting of :func:`explain` with its default (:func:`explain_methods` takes them
+#: per method).
+DEFAULTS: dict[str, object] = {
+    "steps": 50, "baseline": 0.0, "multiply_by_inputs": True, "samples": 50,
+    "noise_level": 0.15, "seed": 0, "layer": None, "relu_attributions": True,
+    "max_rows": None, "memory_mb": 2048.0}
 
 
 @contextmanager
@@ -59,41 +69,61 @@ def explaining(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-# Rows per pass are also capped: on a CPU, batches of thousands of small images run slower per
+# On a CPU, rows per pass are also capped: batches of thousands of small images run slower per
 # row than batches of a few hundred (activations fall out of cache); measured on the MNIST CNN
-# with 2 threads, 800-row passes gave 25 explanations/s and 128-256-row passes 38.
-_MAX_ROWS_PER_PASS = 256
+# with 2 threads, 800-row passes gave 25 explanations/s and 128-256-row passes 38. A GPU takes
+# as many rows as ``memory_mb`` allows.
+_MAX_ROWS_PER_CPU_PASS = 256
 
 
-def _default_max_rows(inputs: torch.Tensor, memory_mb: float) -> int:
+def _default_max_rows(inputs: torch.Tensor, memory_mb: float, device: torch.device) -> int:
     per_row = inputs[0].numel() * inputs.element_size() * _BYTES_PER_INPUT_BYTE
-    return max(1, min(_MAX_ROWS_PER_PASS, int(memory_mb * 2**20 // per_row)))
+    rows = max(1, int(memory_mb * 2**20 // per_row))
+    return min(rows, _MAX_ROWS_PER_CPU_PASS) if device.type == "cpu" else rows
 
 
 @torch.no_grad()
 def predicted_class(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                     *forward_args: torch.Tensor, max_rows: int = 256) -> torch.Tensor:
-    """The argmax logit of ``model`` for each input, in chunks of ``max_rows``.
+    """The argmax logit of ``model`` for each input, in chunks of ``max_rows``, on the inputs'
+    device (the passes run on the model's).
 
     ``forward_args`` are further per-row model arguments (a text model's attention mask).
     """
     module = model.module if isinstance(model, ModelUnderTest) else model
+    device = module_device(module)
     with explaining(module):
-        return torch.cat([module(inputs[i:i + max_rows], *(a[i:i + max_rows] for a in forward_args))
-                          .argmax(1) for i in range(0, len(inputs), max_rows)])
+        return torch.cat([
+            module(inputs[i:i + max_rows].to(device),
+                   *(a[i:i + max_rows].to(device) for a in forward_args)).argmax(1)
+            for i in range(0, len(inputs), max_rows)]).to(inputs.device)
 
 
 def _resolve_target(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor | None,
                     max_rows: int) -> torch.Tensor:
     if target is None:
         return predicted_class(model, inputs, max_rows=max_rows)
-    target = torch.as_tensor(target, dtype=torch.long)
+    target = torch.as_tensor(target, dtype=torch.long).to(inputs.device)
     if target.ndim == 0:
         return target.expand(len(inputs)).clone()
     if target.shape != (len(inputs),):
         raise ValueError(f"target has shape {tuple(target.shape)}; expected an int or one label "
                          f"per input ({len(inputs)})")
     return target
+
+
+def _baseline(baseline: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """``baseline`` as a (B, ...) view: a number, one input's shape, or one per input."""
+    base = torch.as_tensor(baseline, dtype=x.dtype).to(x.device)
+    if base.shape == x.shape:
+        return base
+    if base.ndim < x.ndim or (base.ndim == x.ndim and base.shape[0] == 1):
+        try:
+            return torch.broadcast_to(base, x.shape)
+        except RuntimeError:
+            pass
+    raise ValueError(f"baseline has shape {tuple(base.shape)}; expected a number, one input's "
+                     f"shape {tuple(x.shape[1:])} or one per input {tuple(x.shape)}")
 
 
 def _row_gradients(model: nn.Module, points: torch.Tensor, targets: torch.Tensor,
@@ -105,29 +135,69 @@ def _row_gradients(model: nn.Module, points: torch.Tensor, targets: torch.Tensor
                       for i in range(0, len(points), max_rows)])
 
 
-def _integrated_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, steps: int,
-                          baseline: torch.Tensor, multiply_by_inputs: bool,
-                          max_rows: int) -> torch.Tensor:
-    """Mean gradient over ``linspace(0, 1, steps)`` (both ends), times (x - baseline) if global."""
-    alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).view(steps, 1, *[1] * (x.ndim - 1))
-    points = (baseline + alphas * (x - baseline)).reshape(steps * len(x), *x.shape[1:])
-    grads = _row_gradients(model, points, targets.repeat(steps), max_rows)
-    mean = grads.view(steps, *x.shape).mean(0)
-    return mean * (x - baseline) if multiply_by_inputs else mean
+def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
+                        base: torch.Tensor, steps: int, rows: int) -> torch.Tensor:
+    """Mean gradient over ``base + a (x - base)``, ``a`` in ``linspace(0, 1, steps)`` (both
+    ends), building at most ``rows`` path points at a time: whole images when their steps fit
+    in one pass, else one image's steps in pieces."""
+    alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
+    shape = (-1, *[1] * (x.ndim - 1))
+    mean = torch.empty_like(x)
+    if steps <= rows:
+        per = rows // steps
+        for i in range(0, len(x), per):
+            xi, bi = x[i:i + per], base[i:i + per]
+            points = (bi.unsqueeze(1) + alphas.view(1, *shape) * (xi - bi).unsqueeze(1))
+            grads = _row_gradients(model, points.flatten(0, 1),
+                                   targets[i:i + per].repeat_interleave(steps), rows)
+            mean[i:i + len(xi)] = grads.view(len(xi), steps, *x.shape[1:]).mean(1)
+        return mean
+    for i in range(len(x)):  # one image's steps exceed a pass: sum them piece by piece
+        total = torch.zeros_like(x[i])
+        for k in range(0, steps, rows):
+            a = alphas[k:k + rows].view(shape)
+            points = base[i] + a * (x[i] - base[i])
+            total += _row_gradients(model, points, targets[i].expand(len(a)), rows).sum(0)
+        mean[i] = total / steps
+    return mean
 
 
 def _noise(x: torch.Tensor, samples: int, noise_level: float, seed: int,
            first_index: int) -> torch.Tensor:
     """(samples, B, ...) Gaussian noise, sigma = noise_level * (max - min) of each image.
 
-    Image ``i`` of the whole call always gets the noise of generator ``seed + i``, so results do not
-    depend on how images are chunked.
+    Image ``i`` of the whole call always gets the noise of the CPU generator ``seed + i``, so
+    results depend neither on how images are chunked nor on the device.
     """
     spread = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(1, -1, *[1] * (x.ndim - 1))
-    noise = torch.stack([torch.randn((samples, *x.shape[1:]), dtype=x.dtype,
-                                     generator=torch.Generator().manual_seed(seed + first_index + i))
+    noise = torch.stack([randn((samples, *x.shape[1:]), seed + first_index + i, dtype=x.dtype)
                          for i in range(len(x))], dim=1)
-    return noise * noise_level * spread
+    return noise.to(x.device) * noise_level * spread
+
+
+def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str,
+           settings: Mapping[str, object], rows: int) -> torch.Tensor:
+    """SmoothGrad (mean), VarGrad (variance) or IG-SmoothGrad (mean IG) over noisy copies, at
+    most ``rows`` rows per pass (IG-SmoothGrad's samples x steps included)."""
+    samples, steps = int(settings["samples"]), int(settings["steps"])
+    per_image = samples * (steps if method == "ig_smoothgrad" else 1)
+    chunk = max(1, rows // per_image)
+    base = _baseline(settings["baseline"], x) if method == "ig_smoothgrad" else None
+    out = torch.empty_like(x)
+    for i in range(0, len(x), chunk):
+        xi, ti = x[i:i + chunk], targets[i:i + chunk]
+        noise = _noise(xi, samples, float(settings["noise_level"]), int(settings["seed"]), i)
+        noisy = (xi.unsqueeze(0) + noise).flatten(0, 1)
+        if base is not None:
+            rep_b = base[i:i + chunk].repeat(samples, *[1] * (x.ndim - 1))
+            maps = _path_mean_gradient(model, noisy, ti.repeat(samples), rep_b, steps, rows)
+            if settings["multiply_by_inputs"]:
+                maps = maps * (noisy - rep_b)
+        else:
+            maps = _row_gradients(model, noisy, ti.repeat(samples), rows)
+        maps = maps.view(samples, *xi.shape)
+        out[i:i + len(xi)] = maps.var(0, unbiased=False) if method == "vargrad" else maps.mean(0)
+    return out
 
 
 def _gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: nn.Module,
@@ -156,6 +226,88 @@ def _gradcam_layer(model: ModelUnderTest | nn.Module, layer: str | nn.Module | N
     return submodule(module, layer)
 
 
+def _check_settings(method: str, settings: Mapping[str, object]) -> dict[str, object]:
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for {method}; valid choices: "
+                         f"{', '.join(DEFAULTS)}")
+    merged = {**DEFAULTS, **settings}
+    if method in ("smoothgrad", "vargrad", "ig_smoothgrad") and int(merged["samples"]) < 1:
+        raise ValueError(f"samples must be at least 1, got {merged['samples']}")
+    if method in ("integrated_gradients", "ig_smoothgrad") and int(merged["steps"]) < 1:
+        raise ValueError(f"steps must be at least 1, got {merged['steps']}")
+    if merged["max_rows"] is not None and int(merged["max_rows"]) < 1:
+        raise ValueError(f"max_rows must be positive, got {merged['max_rows']}")
+    return merged
+
+
+class _Shared:
+    """The computations methods share on one batch and target, each made once: the plain
+    gradient (Gradient, Gradient ⊙ Input), Guided Backprop (alone and in Guided GradCAM) and
+    GradCAM per (layer, ReLU) (alone and in Guided GradCAM)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> None:
+        self.model, self.x, self.targets = model, x, targets
+        self.done: dict[tuple[object, ...], torch.Tensor] = {}
+
+    def get(self, key: tuple[object, ...], rows: int) -> torch.Tensor:
+        if key not in self.done:
+            if key[0] == "gradient":
+                self.done[key] = _row_gradients(self.model, self.x, self.targets, rows)
+            elif key[0] == "guided_backprop":
+                self.done[key] = guided_backprop(self.model, self.x, self.targets, max_rows=rows)
+            else:
+                self.done[key] = _gradcam(self.model, self.x, self.targets, key[1], key[2], rows)
+        return self.done[key]
+
+
+def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
+         settings: Mapping[str, object]) -> torch.Tensor:
+    model, x, targets = shared.model, shared.x, shared.targets
+    rows = int(settings["max_rows"] or _default_max_rows(x, float(settings["memory_mb"]),
+                                                         x.device))
+    if method in ("gradient", "gradient_x_input"):
+        grads = shared.get(("gradient",), rows)
+        return grads * x if method == "gradient_x_input" else grads
+    if method == "integrated_gradients":
+        base = _baseline(settings["baseline"], x)
+        mean = _path_mean_gradient(model, x, targets, base, int(settings["steps"]), rows)
+        return mean * (x - base) if settings["multiply_by_inputs"] else mean
+    if method in ("smoothgrad", "vargrad", "ig_smoothgrad"):
+        return _noisy(model, x, targets, method, settings, rows)
+    maps = torch.ones_like(x)
+    if method in ("guided_backprop", "guided_gradcam"):
+        maps = shared.get(("guided_backprop",), rows)
+    if method in ("gradcam", "guided_gradcam"):
+        layer = _gradcam_layer(subject, settings["layer"])
+        maps = maps * shared.get(("gradcam", layer, bool(settings["relu_attributions"])), rows)
+    return maps
+
+
+def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                    methods: Sequence[str], target: int | torch.Tensor | None = None,
+                    options: Mapping[str, Mapping[str, object]] | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """``{method: maps}`` for several methods on the same inputs and target, with per-method
+    settings (the keywords of :func:`explain`), making every shared computation once: one
+    prediction pass for the target, one gradient for Gradient and Gradient ⊙ Input, one Guided
+    Backprop and one GradCAM for Guided BackProp, GradCAM and Guided GradCAM."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
+    if inputs.ndim < 2:
+        raise ValueError(f"inputs must be a batch (B, ...); got shape {tuple(inputs.shape)}")
+    options = options or {}
+    settings = {m: _check_settings(m, options.get(m, {})) for m in methods}
+    module = model.module if isinstance(model, ModelUnderTest) else model
+    x = inputs.detach().to(module_device(module))
+    rows = min(int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"]), x.device))
+               for s in settings.values()) if methods else 1
+    with explaining(module):
+        shared = _Shared(module, x, _resolve_target(module, x, target, rows))
+        return {m: _one(model, shared, m, settings[m]).to(inputs.device) for m in methods}
+
+
 def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str,
             target: int | torch.Tensor | None = None, *, steps: int = 50,
             baseline: torch.Tensor | float = 0.0, multiply_by_inputs: bool = True,
@@ -164,75 +316,34 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
             max_rows: int | None = None, memory_mb: float = 2048.0) -> torch.Tensor:
     """Explain ``model``'s logit for ``target`` at each of ``inputs`` with ``method``.
 
+    The passes run on the model's device; the maps come back on the inputs' device.
+
     Args:
         model: a classifier returning logits (B, classes), or a :class:`ModelUnderTest` around
             one. It is not modified.
         inputs: a batch (B, C, H, W) or (B, features).
         method: one of :data:`METHODS`.
         target: None (each input's argmax logit under ``model``), one int, or one label per input.
-        steps, baseline: Integrated Gradients' interpolation steps and baseline.
+        steps, baseline: Integrated Gradients' interpolation steps and baseline (a number, one
+            input's shape, or one baseline per input (B, ...)); also for IG-SmoothGrad.
         multiply_by_inputs: global IG (times x - baseline) or local IG (Kokhlikyan et al.), also
             for IG-SmoothGrad.
         samples, noise_level, seed: SmoothGrad / VarGrad / IG-SmoothGrad noise; sigma is
-            ``noise_level * (max - min)`` of each image.
+            ``noise_level * (max - min)`` of each image; image ``i`` draws from seed ``seed + i``.
         layer: GradCAM's layer (a module, as in Captum, or a submodule path); defaults to the
             model under test's ``gradcam_layer``.
         relu_attributions: GradCAM's ReLU on the map.
-        max_rows, memory_mb: at most ``max_rows`` inputs per forward pass; by default derived
-            from ``memory_mb``, and at most 256.
+        max_rows, memory_mb: at most ``max_rows`` model inputs per forward pass and in flight
+            (IG-SmoothGrad's samples x steps included); by default derived from ``memory_mb``,
+            and at most 256 on a CPU.
 
     Returns:
         Attributions shaped like ``inputs`` (GradCAM's single map repeated over channels).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
-    if inputs.ndim < 2:
-        raise ValueError(f"inputs must be a batch (B, ...); got shape {tuple(inputs.shape)}")
-    if method in ("smoothgrad", "vargrad", "ig_smoothgrad") and samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
-    rows = max_rows or _default_max_rows(inputs, memory_mb)
-    cam_layer = _gradcam_layer(model, layer) if method in ("gradcam", "guided_gradcam") else None
-    model = model.module if isinstance(model, ModelUnderTest) else model
-    x = inputs.detach()
-    base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[:1]).expand_as(x)
-    with explaining(model):
-        targets = _resolve_target(model, x, target, rows)
-        if method in ("gradient", "gradient_x_input"):
-            grads = _row_gradients(model, x, targets, rows)
-            return grads * x if method == "gradient_x_input" else grads
-        if method == "integrated_gradients":
-            chunk = max(1, rows // steps)
-            return torch.cat([_integrated_gradients(model, x[i:i + chunk], targets[i:i + chunk],
-                                                    steps, base[i:i + chunk], multiply_by_inputs,
-                                                    rows) for i in range(0, len(x), chunk)])
-        if method in ("smoothgrad", "vargrad", "ig_smoothgrad"):
-            return _noisy(model, x, targets, method, samples, noise_level, seed, steps, base,
-                          multiply_by_inputs, rows)
-        if method == "gradcam":
-            return _gradcam(model, x, targets, cam_layer, relu_attributions, rows)
-        gbp = guided_backprop(model, x, targets, max_rows=rows)
-        if method == "guided_backprop":
-            return gbp
-        return gbp * _gradcam(model, x, targets, cam_layer, relu_attributions, rows)
-
-
-def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str, samples: int,
-           noise_level: float, seed: int, steps: int, base: torch.Tensor,
-           multiply_by_inputs: bool, rows: int) -> torch.Tensor:
-    """SmoothGrad (mean), VarGrad (variance) or IG-SmoothGrad (mean IG) over noisy copies."""
-    per_image = samples * (steps if method == "ig_smoothgrad" else 1)
-    chunk = max(1, rows // per_image)
-    out = []
-    for i in range(0, len(x), chunk):
-        xi, ti = x[i:i + chunk], targets[i:i + chunk]
-        noisy = (xi.unsqueeze(0) + _noise(xi, samples, noise_level, seed, i)).flatten(0, 1)
-        rep_t = ti.repeat(samples)
-        if method == "ig_smoothgrad":
-            rep_b = base[i:i + chunk].repeat(samples, *[1] * (x.ndim - 1))
-            maps = _integrated_gradients(model, noisy, rep_t, steps, rep_b, multiply_by_inputs,
-                                         rows)
-        else:
-            maps = _row_gradients(model, noisy, rep_t, rows)
-        maps = maps.view(samples, *xi.shape)
-        out.append(maps.var(0, unbiased=False) if method == "vargrad" else maps.mean(0))
-    return torch.cat(out)
+    settings = {"steps": steps, "baseline": baseline, "multiply_by_inputs": multiply_by_inputs,
+                "samples": samples, "noise_level": noise_level, "seed": seed, "layer": layer,
+                "relu_attributions": relu_attributions, "max_rows": max_rows,
+                "memory_mb": memory_mb}
+    return explain_methods(model, inputs, [method], target, {method: settings})[method]

@@ -17,6 +17,7 @@ import torch
 from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 from scipy import stats
 
+from sanitylib.infra.device import module_device
 from sanitylib.methods import saliency, similarity
 from sanitylib.methods.saliency import explaining
 from sanitylib.models.text import Batch, TextClassifier
@@ -50,7 +51,7 @@ def reference_ids(batch: Batch, tokenizer: object) -> torch.Tensor:
 def embed(model: TextClassifier, input_ids: torch.Tensor) -> torch.Tensor:
     """The output of ``bert.embeddings`` (B, T, D) for token ids: where attributions live."""
     with explaining(model):
-        return model.bert.embeddings(input_ids=input_ids)
+        return model.bert.embeddings(input_ids=input_ids.to(module_device(model)))
 
 
 def predicted_class(model: TextClassifier, batch: Batch) -> torch.Tensor:
@@ -63,8 +64,12 @@ def explain_text(model: TextClassifier, batch: Batch, reference: torch.Tensor, s
     """Embedding-space attributions ``{method: (B, T, D)}`` for every method of :data:`METHODS`.
 
     ``target``: the class explained per sentence; None explains each sentence's argmax under
-    ``model``. Padding positions are zero.
+    ``model``. Padding positions are zero. The passes run on the model's device, the maps come
+    back on the batch's.
     """
+    home, device = batch.input_ids.device, module_device(model)
+    batch, reference = batch.to(device), reference.to(device)
+    target = None if target is None else torch.as_tensor(target).to(device)
     with explaining(model):
         target = predicted_class(model, batch) if target is None else target
         mask = batch.attention_mask
@@ -79,7 +84,7 @@ def explain_text(model: TextClassifier, batch: Batch, reference: torch.Tensor, s
         maps = {"ig_global": local * (x - x0), "ig_local": local, "gradient": gradient,
                 "gradient_x_input": gradient * x}
     keep = mask.unsqueeze(-1).to(x.dtype)
-    return {m: (maps[m] * keep).detach() for m in METHODS}
+    return {m: (maps[m] * keep).detach().to(home) for m in METHODS}
 
 
 def l2_normalise(maps: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -87,7 +92,9 @@ def l2_normalise(maps: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarra
 
     ``maps`` (B, T) or (B, T, D); ``mask`` (B, T). A map that is zero everywhere becomes NaN.
     """
-    m = np.asarray(maps.detach() if isinstance(maps, torch.Tensor) else maps, dtype=np.float64)
+    m = np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps,
+                   dtype=np.float64)
+    mask = mask.cpu() if isinstance(mask, torch.Tensor) else mask
     keep = np.asarray(mask, dtype=np.float64).reshape(m.shape[:2] + (1,) * (m.ndim - 2))
     m = m * keep
     norm = np.sqrt((m.reshape(len(m), -1) ** 2).sum(1))

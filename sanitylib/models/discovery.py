@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from sanitylib.infra.device import module_device
+
 __all__ = ["call_order", "discover_blocks", "last_conv_layer"]
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -50,7 +52,7 @@ def call_order(model: nn.Module, sample: torch.Tensor) -> list[str]:
             handles.append(sub.register_forward_pre_hook(hook(path)))
     try:
         with torch.no_grad():
-            model(sample)
+            model(sample.to(module_device(model)))
     finally:
         for handle in handles:
             handle.remove()

@@ -35,6 +35,7 @@ from torch import nn
 
 from sanitylib.data.text import TextDataset, offline, sample
 from sanitylib.infra.cache import cached
+from sanitylib.infra.device import module_device, resolve_device
 from sanitylib.models.training import TrainedModel, accuracy, permute_labels, training_loop
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
@@ -189,6 +190,10 @@ class Batch:
     attention_mask: torch.Tensor
     tokens: list[list[str]]
 
+    def to(self, device: str | torch.device) -> Batch:
+        """The same batch with its ids and mask on ``device``."""
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.tokens)
+
     def select(self, index: Sequence[int]) -> Batch:
         """The sentences at ``index``, padded to the longest of them."""
         index = list(index)
@@ -280,12 +285,13 @@ def predict(model: TextClassifier, tokenizer: object, sentences: Sequence[str],
             max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
     """Predicted classes, in batches of sentences of similar length, in eval mode."""
     model.eval()
+    device = module_device(model)
     lengths = torch.tensor([len(s) for s in sentences])
     order = torch.argsort(lengths)
     out = torch.empty(len(sentences), dtype=torch.int64)
     for index in order.split(batch_size):
-        batch = tokenize(tokenizer, [sentences[i] for i in index.tolist()], max_length)
-        out[index] = model(batch.input_ids, batch.attention_mask).argmax(1)
+        batch = tokenize(tokenizer, [sentences[i] for i in index.tolist()], max_length).to(device)
+        out[index] = model(batch.input_ids, batch.attention_mask).argmax(1).cpu()
     return out
 
 
@@ -298,8 +304,9 @@ def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data:
         labels = permute_labels(labels, 1.0, config.seed)
     dev_sentences, dev_labels = sample(data.dev_sentences, data.dev_labels, config.dev_size,
                                        config.seed)
-    encoded = tokenize(tokenizer, sentences, config.max_length)
-    lengths = encoded.attention_mask.sum(1)
+    encoded = tokenize(tokenizer, sentences, config.max_length).to(module_device(model))
+    labels = labels.to(module_device(model))
+    lengths = encoded.attention_mask.sum(1).cpu()
     params = _trainable(model, config.trainable_layers)
     head = {id(p) for p in [*model.classifier.parameters(), *model.bert.pooler.parameters()]}
     optimizer = torch.optim.AdamW([
@@ -311,6 +318,7 @@ def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data:
     def batches(generator: torch.Generator):
         for index in _length_batches(lengths, config.batch_size, generator):
             width = int(lengths[index].max())
+            index = index.to(labels.device)
             yield (encoded.input_ids[index, :width], encoded.attention_mask[index, :width]), \
                 labels[index]
 
@@ -322,15 +330,17 @@ def _fit(model: TextClassifier, tokenizer: object, config: FineTuneConfig, data:
     model.requires_grad_(True)
     seconds = time.perf_counter() - start
     trained = {name for name, p in model.named_parameters() if any(p is q for q in params)}
-    return {"state_dict": {k: v for k, v in model.state_dict().items() if k in trained},
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items() if k in trained},
             "history": history,
             "train_accuracy": accuracy(predict(model, tokenizer, sentences), labels),
             "dev_accuracy": accuracy(predict(model, tokenizer, dev_sentences), dev_labels),
             "seconds": seconds}
 
 
-def fine_tune(config: FineTuneConfig, data: TextDataset, verbose: bool = True) -> FineTuned:
-    """Fine-tune (or load from the cache) the classifier ``config`` describes, in eval mode.
+def fine_tune(config: FineTuneConfig, data: TextDataset, verbose: bool = True,
+              device: str | torch.device | None = None) -> FineTuned:
+    """Fine-tune (or load from the cache) the classifier ``config`` describes, in eval mode, on
+    ``device`` (default: :func:`sanitylib.infra.device.default_device`), and return it there.
 
     Only the trained parameters are cached; the frozen ones come from the pretrained encoder.
     Training accuracy is measured on the labels the model was trained on (the permuted ones for
@@ -339,8 +349,11 @@ def fine_tune(config: FineTuneConfig, data: TextDataset, verbose: bool = True) -
     encoder, tokenizer, description = load_encoder(config.encoder)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
-        model = TextClassifier(encoder, pooling=config.pooling)
-    key = {**asdict(config), "encoder_description": description, "source": data.source}
+        model = TextClassifier(encoder, pooling=config.pooling)  # head drawn on the CPU
+    device = resolve_device(device)
+    model.to(device)
+    key = {**asdict(config), "encoder_description": description, "source": data.source,
+           "device": device.type}
     if verbose:
         print(f"classifier on {description} / {config.labels} labels ({data.source})", flush=True)
     result = cached("text_models", key, lambda: _fit(model, tokenizer, config, data, verbose),

@@ -19,6 +19,7 @@ from torch import nn
 
 from sanitylib.data.images import ImageDataset, load_dataset, subset
 from sanitylib.infra.cache import cached
+from sanitylib.infra.device import resolve_device
 from sanitylib.methods.saliency import predicted_class
 from sanitylib.models.mnist import MLP, MnistCNN, build
 
@@ -146,7 +147,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs
     def batches(generator: torch.Generator):
         order = torch.randperm(len(y), generator=generator)
         for i in range(0, len(y), batch_size):
-            index = order[i:i + batch_size]
+            index = order[i:i + batch_size].to(x.device)
             yield (x[index],), y[index]
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -154,42 +155,49 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs
                          stop_at_train_accuracy=stop_at_train_accuracy, verbose=verbose)
 
 
-def _fit(config: TrainConfig, data: ImageDataset, verbose: bool) -> dict[str, object]:
+def _fit(config: TrainConfig, data: ImageDataset, device: torch.device,
+         verbose: bool) -> dict[str, object]:
     torch.manual_seed(config.seed)
     x, y = subset(data.x_train, data.y_train, config.train_size, config.seed)
     if config.labels == "permuted":
         y = permute_labels(y, config.label_noise, config.seed)
-    model = build(config.architecture, in_channels=x.shape[1])
+    x, y = x.to(device), y.to(device)
+    model = build(config.architecture, in_channels=x.shape[1]).to(device)  # drawn on the CPU
     start = time.perf_counter()
     history = fit(model, x, y, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
                   seed=config.seed, stop_at_train_accuracy=config.stop_at_train_accuracy,
                   verbose=verbose)
-    return {"state_dict": model.state_dict(), "history": history,
+    return {"history": history,
             "train_accuracy": accuracy(predicted_class(model, x, max_rows=1000), y),
             "test_accuracy": accuracy(predicted_class(model, data.x_test, max_rows=1000),
                                       data.y_test),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "seconds": time.perf_counter() - start}
 
 
 def train(config: TrainConfig, data: ImageDataset | None = None,
-          verbose: bool = True) -> TrainedModel:
-    """Train (or load from the cache) the model ``config`` describes.
+          verbose: bool = True, device: str | torch.device | None = None) -> TrainedModel:
+    """Train (or load from the cache) the model ``config`` describes, on ``device`` (default:
+    :func:`sanitylib.infra.device.default_device`), and return it there.
 
     Training accuracy is measured on the labels the model was trained on (permuted ones for the
-    data randomization test); test accuracy always on the true test labels.
+    data randomization test); test accuracy always on the true test labels. The initial weights
+    and the batch order are drawn on the CPU; a GPU still trains to other weights (its dropout
+    generator and summation order differ), so the device kind is part of the checkpoint's key.
     """
+    device = resolve_device(device)
     data = data if data is not None else load_dataset(config.dataset)
     if data.name != config.dataset:
         raise ValueError(f"config asks for {config.dataset!r} but data is {data.name!r}")
-    key = {**asdict(config), "source": data.source}
+    key = {**asdict(config), "source": data.source, "device": device.type}
     if verbose:
         print(f"model {config.architecture} / {config.dataset} / {config.labels} labels "
               f"({data.source})", flush=True)
-    result = cached("models", key, lambda: _fit(config, data, verbose),
+    result = cached("models", key, lambda: _fit(config, data, device, verbose),
                     code=(_fit, fit, training_loop, build, MnistCNN, MLP))
     model = build(config.architecture, in_channels=data.x_train.shape[1])
     model.load_state_dict(result["state_dict"])
-    model.eval()
+    model.to(device).eval()
     trained = TrainedModel(model, config, data.source, result["train_accuracy"],
                            result["test_accuracy"], len(result["history"]), result["history"],
                            result["seconds"])
