@@ -94,6 +94,14 @@ def main() -> None:
         have_quantus = False
     print(f"MNIST CNN on {device}, {args.images} images, {args.seeds} seeds, cascading; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    # warm-up: every path once on two images (first calls pay for lazy imports and allocations)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["SANITYLIB_CACHE"] = cache
+        randomization_run(model, x[:2], list(QUANTUS_NAMES), metrics=[METRIC], options=OPTIONS,
+                          verbose=False)
+    plain_loop(model, x[:2], list(QUANTUS_NAMES), [0])
+    if have_quantus:
+        quantus_mprt(model, x[:4], list(QUANTUS_NAMES), [0], device)
     for methods in (["gradient"], list(QUANTUS_NAMES)):
         print(f"\nmethods: {', '.join(methods)}")
         with tempfile.TemporaryDirectory() as cache:

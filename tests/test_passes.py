@@ -12,7 +12,8 @@ from torch import nn
 
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.infra.passes import counting_passes
-from sanitylib.methods.saliency import explain, explain_methods
+from sanitylib.methods.saliency import (explain, explain_and_predict, explain_methods,
+                                        predicted_class)
 from sanitylib.models.mnist import build
 
 
@@ -25,8 +26,8 @@ def test_gradient_and_gradient_x_input_share_one_gradient():
     model, x = small_cnn(), torch.rand(5, 1, 28, 28)
     with counting_passes(model) as count:
         maps = explain_methods(model, x, ["gradient", "gradient_x_input"])
-    # one prediction pass (the target) and one gradient pass for both methods
-    assert (count.prediction_rows, count.gradient_rows) == (5, 5)
+    # one gradient pass for both methods, whose forward also gives the target
+    assert (count.prediction_rows, count.gradient_rows) == (0, 5)
     assert torch.equal(maps["gradient_x_input"], maps["gradient"] * x)
     assert torch.equal(maps["gradient"], explain(model, x, "gradient"))
 
@@ -81,6 +82,18 @@ def test_a_baseline_of_the_wrong_shape_names_the_valid_shapes():
                 baseline=torch.zeros(2, 1, 28, 28))
 
 
+def test_predictions_come_from_the_gradient_pass_or_from_one_prediction_pass():
+    model, x = small_cnn(), torch.rand(4, 1, 28, 28)
+    with counting_passes(model) as fused:
+        _, predictions = explain_and_predict(model, x, ["gradient"], target=3)
+    assert (fused.prediction_rows, fused.gradient_rows) == (0, 4)
+    assert torch.equal(predictions, predicted_class(model, x))
+    with counting_passes(model) as separate:
+        _, again = explain_and_predict(model, x, ["gradcam"], target=3)
+    assert (separate.prediction_rows, separate.gradient_rows) == (4, 4)
+    assert torch.equal(again, predictions)
+
+
 def test_unknown_settings_are_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match="valid choices: steps"):
         explain_methods(small_cnn(), torch.rand(1, 1, 28, 28), ["gradient"],
@@ -98,18 +111,18 @@ def test_a_randomization_run_makes_the_minimum_number_of_passes():
                                 verbose=False)
     randomized_steps = len(run.steps) - 1
     models = 1 + len(seeds) * randomized_steps  # the original once, then every seed's steps
-    # per model and image: gradient (shared with Gradient x Input), IG's steps, Guided
-    # Backprop and GradCAM (shared with Guided GradCAM); one prediction (the step's target)
+    # per model and image: gradient (shared with Gradient x Input; its forward pass gives the
+    # step's prediction and target), IG's steps, Guided Backprop and GradCAM (shared with
+    # Guided GradCAM); no prediction pass
     census = models  # Guided Backprop's one-row activation census (no gradients) per model
-    assert count.prediction_rows == models * 3 + census
+    assert count.prediction_rows == census
     assert count.gradient_rows == models * 3 * (1 + steps + 1 + 1)
     # another order of the same model, inputs and methods reuses the original model's maps
     randomization_run(model, x, ["gradient"], seeds=(5,), metrics=["spearman"], verbose=False)
     with counting_passes(model) as other_order:
         randomization_run(model, x, ["gradient"], seeds=(5,), order="independent",
                           metrics=["spearman"], verbose=False)
-    assert other_order.prediction_rows == randomized_steps * 3
-    assert other_order.gradient_rows == randomized_steps * 3
+    assert (other_order.prediction_rows, other_order.gradient_rows) == (0, randomized_steps * 3)
     with counting_passes(model) as again:
         randomization_run(model, x, ["gradient"], seeds=(5,), order="independent",
                           metrics=["spearman"], verbose=False)

@@ -21,7 +21,7 @@ from sanitylib.infra import device
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
 from sanitylib.methods.randomization import randomize, step_names
-from sanitylib.methods.saliency import explain_methods, predicted_class
+from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, random_pair, summarize
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
@@ -52,9 +52,8 @@ def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence
     """The trained model's predictions and maps of its predicted classes (cached): the reference
     every randomization step, seed and order is compared with, computed once."""
     def build() -> dict[str, object]:
-        predictions = predicted_class(model, inputs)
-        return {"predictions": predictions,
-                "maps": explain_methods(model, inputs, methods, predictions, options)}
+        maps, predictions = explain_and_predict(model, inputs, methods, None, options)
+        return {"predictions": predictions, "maps": maps}
 
     key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
            "options": {m: dict(o) for m, o in options.items()}}
@@ -78,17 +77,16 @@ def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[st
                target: str, options: Mapping[str, Mapping[str, object]],
                original: Mapping[str, object],
                progress: Callable[[str], None] | None = None) -> dict[str, object]:
-    """Explain the inputs under every randomization step of one seed (the cached unit), one
-    prediction pass per step giving both the step's predictions and its target;
+    """Explain the inputs under every randomization step of one seed (the cached unit); each
+    step's predictions come with its maps (:func:`explain_and_predict`);
     ``progress(step)`` is called after each step."""
     steps: dict[str, dict[str, torch.Tensor]] = {}
     predictions: dict[str, torch.Tensor] = {}
     for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
-                                      original=False):
-        predictions[step] = predicted_class(randomized, inputs)
-        labels = original["predictions"] if target == "fixed" else predictions[step]
-        steps[step] = explain_methods(model.with_module(randomized), inputs, methods, labels,
-                                      options)
+                                      original=False, copies=False):
+        labels = original["predictions"] if target == "fixed" else None
+        steps[step], predictions[step] = explain_and_predict(
+            model.with_module(randomized), inputs, methods, labels, options)
         if progress is not None:
             progress(step)
     return {"steps": steps, "predictions": predictions}

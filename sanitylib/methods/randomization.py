@@ -129,8 +129,8 @@ def _copy(module: nn.Module) -> nn.Module:
 
 def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
               order: str = "cascading", init: str = "default", seed: int = 0,
-              std: float = 0.01, reset_batchnorm_stats: bool = False, original: bool = True
-              ) -> Iterator[tuple[str, nn.Module]]:
+              std: float = 0.01, reset_batchnorm_stats: bool = False, original: bool = True,
+              copies: bool = True) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``("original", model)`` then ``(block, randomized model)`` for each step.
 
     The weights are drawn on the CPU and moved to the model's device, so a seed gives the same
@@ -138,7 +138,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
 
     Args:
         model: the trained model (a :class:`ModelUnderTest`, or a built-in ``nn.Module``); never
-            modified: every yielded module is a fresh copy.
+            modified: the yielded modules are copies.
         blocks: names of the blocks to randomize (default: all), kept in the model's top-to-bottom
             order.
         order: one of :data:`ORDERS`.
@@ -146,6 +146,10 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         seed: seeds every block's re-initialization.
         reset_batchnorm_stats: also reset batch-norm running statistics (kept by default).
         original: yield the ``("original", copy)`` step first.
+        copies: yield a fresh copy at every step (the default). With False the randomized
+            steps share one working model that the next step changes in place (one copy of the
+            model per run instead of one per step, for a consumer done with each step before
+            asking for the next, such as the randomization test's loop).
     """
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}; valid choices: {', '.join(ORDERS)}")
@@ -158,10 +162,10 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
     steps = names[::-1] if order == "bottom_up" else names
     if original:
         yield "original", _copy(subject.module)
-    working = _copy(subject.module)
-    device = module_device(working)
-    for name in steps:
-        if order == "independent":
+    device = module_device(subject.module)
+    working = subject.module  # copied below before any change
+    for i, name in enumerate(steps):
+        if order == "independent" or i == 0:
             working = _copy(subject.module)
         with torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + names.index(name))
@@ -169,7 +173,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
                 block = submodule(working, path).to("cpu")
                 reinitialize(block, init, std, reset_batchnorm_stats, subject.init_module)
                 block.to(device)
-        yield name, _copy(working)
+        yield name, _copy(working) if copies else working
 
 
 def step_names(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,

@@ -7,7 +7,9 @@ SmoothGrad and VarGrad with 50 noisy copies and sigma = 0.15 * (max - min) of ea
 on the last conv block with a ReLU and bilinear upsampling. The class explained is by default the
 argmax logit of the model being explained; pass ``target`` to fix it.
 
-Single gradients and GradCAM come from Captum; Guided Backprop from
+GradCAM comes from Captum; the plain gradient is taken here (the same forward, target
+selection and ``autograd.grad`` as Captum's Saliency) because its forward pass also gives the
+predictions, which Saliency does not return; Guided Backprop comes from
 :mod:`sanitylib.methods.guided`, which guides every rectifier call (Captum hooks only ``nn.ReLU``
 modules). The sampling around them is written
 here because Captum lacks the original settings: its Riemann rules do not weigh
@@ -23,15 +25,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
-from captum.attr import LayerAttribution, LayerGradCam, Saliency
+from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from sanitylib.infra.device import module_device, randn
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["DEFAULTS", "LABELS", "METHODS", "explain", "explain_methods", "explaining",
-           "predicted_class"]
+__all__ = ["DEFAULTS", "LABELS", "METHODS", "explain", "explain_and_predict", "explain_methods",
+           "explaining", "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -126,15 +128,6 @@ def _baseline(baseline: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
                      f"shape {tuple(x.shape[1:])} or one per input {tuple(x.shape)}")
 
 
-def _row_gradients(model: nn.Module, points: torch.Tensor, targets: torch.Tensor,
-                   max_rows: int) -> torch.Tensor:
-    """d logit[target] / d input at every row of ``points``, in chunks (Captum's Saliency)."""
-    saliency = Saliency(model)
-    return torch.cat([saliency.attribute(points[i:i + max_rows].clone().requires_grad_(),
-                                         target=targets[i:i + max_rows], abs=False).detach()
-                      for i in range(0, len(points), max_rows)])
-
-
 def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
                         base: torch.Tensor, steps: int, rows: int) -> torch.Tensor:
     """Mean gradient over ``base + a (x - base)``, ``a`` in ``linspace(0, 1, steps)`` (both
@@ -148,7 +141,7 @@ def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor
         for i in range(0, len(x), per):
             xi, bi = x[i:i + per], base[i:i + per]
             points = (bi.unsqueeze(1) + alphas.view(1, *shape) * (xi - bi).unsqueeze(1))
-            grads = _row_gradients(model, points.flatten(0, 1),
+            grads = _gradients(model, points.flatten(0, 1),
                                    targets[i:i + per].repeat_interleave(steps), rows)
             mean[i:i + len(xi)] = grads.view(len(xi), steps, *x.shape[1:]).mean(1)
         return mean
@@ -157,7 +150,7 @@ def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor
         for k in range(0, steps, rows):
             a = alphas[k:k + rows].view(shape)
             points = base[i] + a * (x[i] - base[i])
-            total += _row_gradients(model, points, targets[i].expand(len(a)), rows).sum(0)
+            total += _gradients(model, points, targets[i].expand(len(a)), rows).sum(0)
         mean[i] = total / steps
     return mean
 
@@ -194,7 +187,7 @@ def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str
             if settings["multiply_by_inputs"]:
                 maps = maps * (noisy - rep_b)
         else:
-            maps = _row_gradients(model, noisy, ti.repeat(samples), rows)
+            maps = _gradients(model, noisy, ti.repeat(samples), rows)
         maps = maps.view(samples, *xi.shape)
         out[i:i + len(xi)] = maps.var(0, unbiased=False) if method == "vargrad" else maps.mean(0)
     return out
@@ -241,20 +234,55 @@ def _check_settings(method: str, settings: Mapping[str, object]) -> dict[str, ob
     return merged
 
 
-class _Shared:
-    """The computations methods share on one batch and target, each made once: the plain
-    gradient (Gradient, Gradient ⊙ Input), Guided Backprop (alone and in Guided GradCAM) and
-    GradCAM per (layer, ReLU) (alone and in Guided GradCAM)."""
+def _gradient_and_prediction(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None,
+                             rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """d logit[target] / d input and the argmax logit of every row, from the same forward pass
+    (``targets`` None: each row's own argmax). Written here rather than through Captum's
+    Saliency, which computes the same gradient but does not return the forward's logits, so
+    the prediction would cost a second pass."""
+    grads, predictions = [], []
+    for i in range(0, len(x), rows):
+        xi = x[i:i + rows].clone().requires_grad_()
+        with torch.enable_grad():
+            logits = model(xi)
+            if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+                raise TypeError("explain needs a model returning logits (B, classes)")
+            predicted = logits.detach().argmax(1)
+            chosen = predicted if targets is None else targets[i:i + rows]
+            (grad,) = torch.autograd.grad(logits.gather(1, chosen[:, None]).sum(), xi)
+        grads.append(grad)
+        predictions.append(predicted)
+    return torch.cat(grads), torch.cat(predictions)
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> None:
-        self.model, self.x, self.targets = model, x, targets
+
+def _gradients(model: nn.Module, points: torch.Tensor, targets: torch.Tensor,
+               max_rows: int) -> torch.Tensor:
+    """d logit[target] / d input at every row of ``points``, in chunks of ``max_rows``."""
+    return _gradient_and_prediction(model, points, targets, max_rows)[0]
+
+
+class _Shared:
+    """The computations methods share on one batch and target, each made once: the target and
+    predictions (from the plain gradient's forward pass when a method needs that gradient), the
+    plain gradient (Gradient, Gradient ⊙ Input), Guided Backprop (alone and in Guided GradCAM)
+    and GradCAM per (layer, ReLU) (alone and in Guided GradCAM)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None,
+                 needs_gradient: bool, rows: int) -> None:
+        self.model, self.x = model, x
         self.done: dict[tuple[object, ...], torch.Tensor] = {}
+        targets = None if target is None else _resolve_target(model, x, target, rows)
+        if needs_gradient:
+            grads, self.predictions = _gradient_and_prediction(model, x, targets, rows)
+            self.done[("gradient",)] = grads
+            self.targets = self.predictions if targets is None else targets
+        else:
+            self.predictions = predicted_class(model, x, max_rows=rows)
+            self.targets = self.predictions if targets is None else targets
 
     def get(self, key: tuple[object, ...], rows: int) -> torch.Tensor:
         if key not in self.done:
-            if key[0] == "gradient":
-                self.done[key] = _row_gradients(self.model, self.x, self.targets, rows)
-            elif key[0] == "guided_backprop":
+            if key[0] == "guided_backprop":
                 self.done[key] = guided_backprop(self.model, self.x, self.targets, max_rows=rows)
             else:
                 self.done[key] = _gradcam(self.model, self.x, self.targets, key[1], key[2], rows)
@@ -267,7 +295,7 @@ def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
     rows = int(settings["max_rows"] or _default_max_rows(x, float(settings["memory_mb"]),
                                                          x.device))
     if method in ("gradient", "gradient_x_input"):
-        grads = shared.get(("gradient",), rows)
+        grads = shared.done[("gradient",)]
         return grads * x if method == "gradient_x_input" else grads
     if method == "integrated_gradients":
         base = _baseline(settings["baseline"], x)
@@ -284,14 +312,13 @@ def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
     return maps
 
 
-def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
-                    methods: Sequence[str], target: int | torch.Tensor | None = None,
-                    options: Mapping[str, Mapping[str, object]] | None = None
-                    ) -> dict[str, torch.Tensor]:
-    """``{method: maps}`` for several methods on the same inputs and target, with per-method
-    settings (the keywords of :func:`explain`), making every shared computation once: one
-    prediction pass for the target, one gradient for Gradient and Gradient ⊙ Input, one Guided
-    Backprop and one GradCAM for Guided BackProp, GradCAM and Guided GradCAM."""
+def explain_and_predict(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                        methods: Sequence[str], target: int | torch.Tensor | None = None,
+                        options: Mapping[str, Mapping[str, object]] | None = None
+                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """:func:`explain_methods` and the model's predicted class of every input, with no pass made
+    twice: when a method needs the plain gradient, its forward pass gives the predictions (and
+    the target, when ``target`` is None); otherwise one prediction pass does."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
@@ -301,11 +328,24 @@ def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     settings = {m: _check_settings(m, options.get(m, {})) for m in methods}
     module = model.module if isinstance(model, ModelUnderTest) else model
     x = inputs.detach().to(module_device(module))
-    rows = min(int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"]), x.device))
-               for s in settings.values()) if methods else 1
+    rows = min((int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"]), x.device))
+                for s in settings.values()), default=_default_max_rows(x, 2048.0, x.device))
+    needs_gradient = any(m in ("gradient", "gradient_x_input") for m in methods)
     with explaining(module):
-        shared = _Shared(module, x, _resolve_target(module, x, target, rows))
-        return {m: _one(model, shared, m, settings[m]).to(inputs.device) for m in methods}
+        shared = _Shared(module, x, target, needs_gradient, rows)
+        maps = {m: _one(model, shared, m, settings[m]).to(inputs.device) for m in methods}
+    return maps, shared.predictions.to(inputs.device)
+
+
+def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                    methods: Sequence[str], target: int | torch.Tensor | None = None,
+                    options: Mapping[str, Mapping[str, object]] | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """``{method: maps}`` for several methods on the same inputs and target, with per-method
+    settings (the keywords of :func:`explain`), making every shared computation once: the
+    target, one gradient for Gradient and Gradient ⊙ Input, one Guided Backprop and one GradCAM
+    for Guided BackProp, GradCAM and Guided GradCAM."""
+    return explain_and_predict(model, inputs, methods, target, options)[0]
 
 
 def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str,
