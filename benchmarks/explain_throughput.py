@@ -1,20 +1,27 @@
 """Explanations per second for each method: sanitylib's batched ``explain`` against a
-straightforward per-image Captum loop, from the same run (issue 3); and, for the pretrained
-EfficientNet-Lite0, explanations and forward + backward rows per second against the network's raw
-batched forward + backward throughput.
+straightforward per-image Captum loop, from the same run (issue 3); and, for the MNIST CNN, the
+pretrained EfficientNet-Lite0 and Inception v3, explanations, passes and rows per second against
+the network's raw batched forward + backward throughput on the same device, with each method's
+peak memory (issue 15).
 
 Random weights are fine for timing. Usage:
     python benchmarks/explain_throughput.py [--images 32] [--steps 50] [--samples 50]
                                             [--inception-images 2] [--skip-inception] [--repeats 3]
                                             [--efficientnet-images 6] [--skip-efficientnet]
+                                            [--device cuda] [--skip-captum-loop]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import psutil
 import torch
 from captum.attr import (
     GuidedBackprop,
@@ -29,6 +36,8 @@ from captum.attr import (
 
 from sanitylib import model_under_test
 from sanitylib.data.photographs import BUILT_IN_PHOTOGRAPHS, photograph_batch
+from sanitylib.infra.device import module_device, resolve_device
+from sanitylib.infra.passes import counting_passes
 from sanitylib.methods.saliency import METHODS, explain, predicted_class
 from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3, with_module_relus
@@ -84,17 +93,49 @@ def bench(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
         print(f"{method:22s} {ours:13.2f} {theirs:15.2f} {ours / theirs:7.1f}x", flush=True)
 
 
-def rows_per_explanation(method: str, steps: int, samples: int) -> int:
-    """Forward + backward rows one explanation of ``method`` needs."""
-    return {"integrated_gradients": steps, "smoothgrad": samples, "vargrad": samples,
-            "ig_smoothgrad": steps * samples, "guided_gradcam": 2}.get(method, 1)
+@contextmanager
+def peak_memory(device: torch.device) -> Iterator[list[float]]:
+    """Yields a one-element list that holds, after the block, its peak memory (MB) beyond what
+    was in use before it: CUDA's peak allocation on a GPU; on the CPU the peak resident set size,
+    sampled every millisecond by a thread (freed heap is first handed back to the system with
+    glibc's ``malloc_trim``, so earlier calls do not hide the growth)."""
+    result = [0.0]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        yield result
+        torch.cuda.synchronize()
+        result[0] = (torch.cuda.max_memory_allocated() - start) / 2**20
+        return
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    process = psutil.Process()
+    start = process.memory_info().rss
+    peak, running = [start], [True]
+
+    def sample() -> None:
+        while running[0]:
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        running[0] = False
+        thread.join()
+        result[0] = (peak[0] - start) / 2**20
 
 
 def bench_against_raw(name, model, inputs, steps, samples, repeats=3, budget_s=20.0):
-    """Explanations/s and rows/s of every method next to the raw batched forward + backward
-    rows/s of the same model on the same inputs (the ceiling of any gradient method: gradients
-    to the input only, as ``explain`` takes them; GradCAM's backward stops at its layer, so it
-    can exceed it)."""
+    """Every method's explanations/s, forward + backward passes/s and rows/s (counted by a hook
+    on the model), the rows/s as a share of the raw batched forward + backward rows/s of the
+    same model on the same inputs and device (the ceiling of any gradient method: gradients to
+    the input only, as ``explain`` takes them; GradCAM's backward stops at its layer, so it can
+    exceed it), and the peak memory of one call."""
+    device = module_device(model)
+    inputs = inputs.to(device)
     targets = predicted_class(model, inputs)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -102,17 +143,30 @@ def bench_against_raw(name, model, inputs, steps, samples, repeats=3, budget_s=2
     def raw():
         x = inputs.clone().requires_grad_(True)
         model(x).gather(1, targets[:, None]).sum().backward()
+        synchronize(device)
 
     raw_rows = len(inputs) / best_time(raw, repeats, budget_s)
-    print(f"\n{name}: {len(inputs)} images {tuple(inputs.shape[1:])}, IG steps {steps}, "
-          f"noise samples {samples}; raw forward + backward {raw_rows:.1f} rows/s")
-    print(f"{'method':22s} {'explanations /s':>16s} {'rows /s':>9s} {'of raw':>7s}")
+    print(f"\n{name} on {device}: {len(inputs)} images {tuple(inputs.shape[1:])}, IG steps "
+          f"{steps}, noise samples {samples}; raw forward + backward {raw_rows:.1f} rows/s")
+    print(f"{'method':22s} {'expl. /s':>9s} {'passes /s':>10s} {'rows /s':>9s} {'of raw':>7s} "
+          f"{'rows/expl.':>10s} {'peak MB':>8s}")
     for method in METHODS:
-        per_second = len(inputs) / best_time(
-            lambda method=method: explain(model, inputs, method, target=targets, steps=steps,
-                                          samples=samples), repeats, budget_s)
-        rows = per_second * rows_per_explanation(method, steps, samples)
-        print(f"{method:22s} {per_second:16.2f} {rows:9.1f} {rows / raw_rows:7.0%}", flush=True)
+        def run(method=method):
+            explain(model, inputs, method, target=targets, steps=steps, samples=samples)
+            synchronize(device)
+
+        seconds = best_time(run, repeats, budget_s)
+        with counting_passes(model) as count, peak_memory(device) as memory:
+            run()
+        rows = count.gradient_rows / seconds
+        print(f"{method:22s} {len(inputs) / seconds:9.2f} {count.gradient_passes / seconds:10.1f} "
+              f"{rows:9.1f} {rows / raw_rows:7.0%} {count.gradient_rows / len(inputs):10.0f} "
+              f"{memory[0]:8.0f}", flush=True)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def best_time(run, repeats, budget_s):
@@ -142,21 +196,32 @@ def main() -> None:
     parser.add_argument("--skip-efficientnet", action="store_true")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed calls per measurement (the fastest counts)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: "
+                        "$SANITYLIB_DEVICE, else cuda when there is one)")
+    parser.add_argument("--skip-captum-loop", action="store_true",
+                        help="skip the comparison with a per-image Captum loop")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bench("cnn", build("cnn").eval(), torch.rand(args.images, 1, 28, 28), args.steps, args.samples,
-          args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    cnn, cnn_inputs = build("cnn").eval().to(device), torch.rand(args.images, 1, 28, 28)
+    if not args.skip_captum_loop:
+        bench("cnn", cnn, cnn_inputs.to(device), args.steps, args.samples, args.repeats)
+    bench_against_raw("cnn", cnn, cnn_inputs, args.steps, args.samples, args.repeats)
     if not args.skip_efficientnet:
-        subject = model_under_test(load_efficientnet_lite0())
+        subject = model_under_test(load_efficientnet_lite0().to(device))
         images = photograph_batch(list(BUILT_IN_PHOTOGRAPHS)[:args.efficientnet_images])
         bench_against_raw("efficientnet_lite0 (ImageNet weights)", subject.module,
                           subject.preprocess(images), args.efficientnet_steps,
                           args.efficientnet_samples, args.repeats)
     if not args.skip_inception:
-        bench("inception_v3", untrained_inception_v3(), torch.randn(args.inception_images, 3, 299, 299),
-              args.inception_steps, args.inception_samples, args.repeats)
-
+        inception = untrained_inception_v3().to(device)
+        x = torch.randn(args.inception_images, 3, 299, 299)
+        if not args.skip_captum_loop:
+            bench("inception_v3", inception, x.to(device), args.inception_steps,
+                  args.inception_samples, args.repeats)
+        bench_against_raw("inception_v3", inception, x, args.inception_steps,
+                          args.inception_samples, args.repeats)
 
 if __name__ == "__main__":
     main()

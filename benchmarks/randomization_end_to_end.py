@@ -106,15 +106,15 @@ def main() -> None:
         print(f"\nmethods: {', '.join(methods)}")
         with tempfile.TemporaryDirectory() as cache:
             os.environ["SANITYLIB_CACHE"] = cache
-            ours = timed("sanitylib randomization_run", model, lambda: randomization_run(
+            ours = timed("sanitylib randomization_run", model, lambda methods=methods: randomization_run(
                 model, x, methods, seeds=seeds, metrics=[METRIC], options=OPTIONS,
                 verbose=False))
         loop = timed("plain loop over steps and methods", model,
-                     lambda: plain_loop(model, x, methods, seeds))
+                     lambda methods=methods: plain_loop(model, x, methods, seeds))
         print(f"{'':34s} sanitylib {loop / ours:.2f}x faster than the plain loop")
         if have_quantus:
             theirs = timed("quantus 0.6 MPRT", model,
-                           lambda: quantus_mprt(model, x, methods, seeds, device))
+                           lambda methods=methods: quantus_mprt(model, x, methods, seeds, device))
             print(f"{'':34s} sanitylib {theirs / ours:.2f}x faster than Quantus")
     if not have_quantus:
         print("\nquantus is not installed: its MPRT was not timed (pip install quantus==0.6.0)")

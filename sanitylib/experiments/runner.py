@@ -19,10 +19,11 @@ from torch import nn
 
 from sanitylib.infra import device
 from sanitylib.infra.cache import cached
-from sanitylib.methods import randomization, saliency, similarity
+from sanitylib.methods import randomization, saliency, similarity, stacked
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, random_pair, summarize
+from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: The code every explanation map depends on (part of the maps' cache keys).
@@ -75,18 +76,35 @@ class RandomizationRun:
 def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
                init: str, seed: int, blocks: Sequence[str] | None,
                target: str, options: Mapping[str, Mapping[str, object]],
-               original: Mapping[str, object],
+               original: Mapping[str, object], stack: bool,
                progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit); each
-    step's predictions come with its maps (:func:`explain_and_predict`);
+    step's predictions come with its maps (:func:`explain_and_predict`). With ``stack``, the
+    methods of :data:`~sanitylib.methods.stacked.STACKABLE` run on all steps' models at once;
     ``progress(step)`` is called after each step."""
-    steps: dict[str, dict[str, torch.Tensor]] = {}
-    predictions: dict[str, torch.Tensor] = {}
-    for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
-                                      original=False, copies=False):
-        labels = original["predictions"] if target == "fixed" else None
-        steps[step], predictions[step] = explain_and_predict(
-            model.with_module(randomized), inputs, methods, labels, options)
+    fixed = original["predictions"] if target == "fixed" else None
+    stackable = [m for m in methods if m in STACKABLE] if stack else []
+    if not stackable:
+        steps: dict[str, dict[str, torch.Tensor]] = {}
+        predictions: dict[str, torch.Tensor] = {}
+        for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
+                                          original=False, copies=False):
+            steps[step], predictions[step] = explain_and_predict(
+                model.with_module(randomized), inputs, methods, fixed, options)
+            if progress is not None:
+                progress(step)
+        return {"steps": steps, "predictions": predictions}
+    models = dict(randomize(model, blocks, order=order, init=init, seed=seed, original=False))
+    together, stacked_predictions = stacked_explain(list(models.values()), inputs, stackable,
+                                                    fixed, options)
+    rest = [m for m in methods if m not in stackable]
+    steps, predictions = {}, {}
+    for (step, randomized), maps, predicted in zip(models.items(), together,
+                                                   stacked_predictions):
+        predictions[step] = predicted
+        labels = predicted if fixed is None else fixed
+        others = explain_methods(model.with_module(randomized), inputs, rest, labels, options)
+        steps[step] = {m: maps[m] if m in maps else others[m] for m in methods}
         if progress is not None:
             progress(step)
     return {"steps": steps, "predictions": predictions}
@@ -123,8 +141,8 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       options: Mapping[str, Mapping[str, object]] | None = None,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       metric_options: Mapping[str, Mapping[str, object]] | None = None,
-                      verbose: bool = True, progress: Callable[[str], None] | None = None
-                      ) -> RandomizationRun:
+                      verbose: bool = True, progress: Callable[[str], None] | None = None,
+                      stack: bool = False) -> RandomizationRun:
     """The model parameter randomization test for one model.
 
     Args:
@@ -141,6 +159,10 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         keep_maps: keep the maps of this many first inputs for figures.
         metric_options: per-metric keyword options for :func:`sanitylib.similarity.compare`.
         progress: called with each step's name once its maps exist (computed or cached).
+        stack: explain all steps' models of a seed in one vectorized call for the methods of
+            :data:`~sanitylib.methods.stacked.STACKABLE` (for small models on a large device;
+            the maps are the same, so it is not part of the cache key). Off by default: on a
+            CPU it does not pay (the passes already fill the cores).
 
     Returns:
         A :class:`RandomizationRun` whose ``scores`` has one row per
@@ -170,7 +192,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
         result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options, original,
-            step_done), code=(*EXPLAIN_CODE, _step_maps, original_maps))
+            stack, step_done), code=(*EXPLAIN_CODE, stacked, _step_maps, original_maps))
         steps = {"original": original["maps"], **result["steps"]}
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
