@@ -121,3 +121,21 @@ def test_randomization_run_and_quality_scores_on_cuda_match_the_cpu():
             rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(compare(maps.cuda(), maps.cuda() * 2, "ssim"),
                                compare(maps, maps * 2, "ssim"))
+
+
+@needs_cuda
+def test_training_on_cuda_returns_the_model_there_and_learns():
+    from sanitylib.models.training import TrainConfig, train
+
+    trained = train(TrainConfig("cnn", "mnist", train_size=500, epochs=2), verbose=False,
+                    device="cuda")
+    assert module_device(trained.model).type == "cuda"
+    assert trained.test_accuracy > 0.5
+
+
+def test_training_follows_sanitylib_device(monkeypatch):
+    from sanitylib.models.training import TrainConfig, train
+
+    monkeypatch.setenv("SANITYLIB_DEVICE", "cpu")
+    trained = train(TrainConfig("mlp", "mnist", train_size=50, epochs=1), verbose=False)
+    assert module_device(trained.model).type == "cpu"

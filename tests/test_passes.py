@@ -12,8 +12,12 @@ from torch import nn
 
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.infra.passes import counting_passes
-from sanitylib.methods.saliency import (explain, explain_and_predict, explain_methods,
-                                        predicted_class)
+from sanitylib.methods.saliency import (
+    explain,
+    explain_and_predict,
+    explain_methods,
+    predicted_class,
+)
 from sanitylib.models.mnist import build
 
 
