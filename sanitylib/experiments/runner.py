@@ -20,12 +20,13 @@ from torch import nn
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
 from sanitylib.methods.randomization import randomize, step_names
-from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.methods.saliency import ALL_METHODS, explain, predicted_class
 from sanitylib.methods.similarity import compare, random_pair, summarize
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: The code every explanation map depends on (part of the maps' cache keys).
-EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"])
+EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"],
+                sys.modules["sanitylib.methods.attribution"])
 SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")
@@ -37,9 +38,9 @@ def explain_all(model: nn.Module, inputs: torch.Tensor, methods: Sequence[str],
                 options: Mapping[str, Mapping[str, object]] | None = None
                 ) -> dict[str, torch.Tensor]:
     """``{method: maps}`` for every method, with per-method keyword options."""
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(ALL_METHODS)}")
     options = options or {}
     return {m: explain(model, inputs, m, target=target, **dict(options.get(m, {})))
             for m in methods}

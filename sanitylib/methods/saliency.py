@@ -25,10 +25,11 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from torch import nn
 
+from sanitylib.methods.attribution import ATTRIBUTIONS, FOLLOWUP_LABELS, FOLLOWUP_METHODS
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["LABELS", "METHODS", "explain", "explaining", "predicted_class"]
+__all__ = ["ALL_METHODS", "LABELS", "METHODS", "explain", "explaining", "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -37,7 +38,9 @@ LABELS = {"gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
           "integrated_gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad",
           "ig_smoothgrad": "IG-SmoothGrad", "vargrad": "VarGrad",
           "guided_backprop": "Guided BackProp", "gradcam": "GradCAM",
-          "guided_gradcam": "Guided GradCAM"}
+          "guided_gradcam": "Guided GradCAM", **FOLLOWUP_LABELS}
+#: The paper's methods and the follow-ups' (:mod:`sanitylib.methods.attribution`).
+ALL_METHODS = METHODS + FOLLOWUP_METHODS
 
 #: Rough activation memory per byte of input for one forward and backward pass.
 _BYTES_PER_INPUT_BYTE = 200
@@ -168,13 +171,14 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
         model: a classifier returning logits (B, classes), or a :class:`ModelUnderTest` around
             one. It is not modified.
         inputs: a batch (B, C, H, W) or (B, features).
-        method: one of :data:`METHODS`.
+        method: one of :data:`ALL_METHODS`.
         target: None (each input's argmax logit under ``model``), one int, or one label per input.
         steps, baseline: Integrated Gradients' interpolation steps and baseline.
         multiply_by_inputs: global IG (times x - baseline) or local IG (Kokhlikyan et al.), also
             for IG-SmoothGrad.
         samples, noise_level, seed: SmoothGrad / VarGrad / IG-SmoothGrad noise; sigma is
-            ``noise_level * (max - min)`` of each image.
+            ``noise_level * (max - min)`` of each image. ``samples`` and ``seed`` (and
+            ``baseline``) also serve Gradient SHAP, ``baseline`` DeepLift.
         layer: GradCAM's layer (a module, as in Captum, or a submodule path); defaults to the
             model under test's ``gradcam_layer``.
         relu_attributions: GradCAM's ReLU on the map.
@@ -184,8 +188,8 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
     Returns:
         Attributions shaped like ``inputs`` (GradCAM's single map repeated over channels).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
+    if method not in ALL_METHODS:
+        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(ALL_METHODS)}")
     if inputs.ndim < 2:
         raise ValueError(f"inputs must be a batch (B, ...); got shape {tuple(inputs.shape)}")
     if method in ("smoothgrad", "vargrad", "ig_smoothgrad") and samples < 1:
@@ -197,6 +201,9 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
     base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[:1]).expand_as(x)
     with explaining(model):
         targets = _resolve_target(model, x, target, rows)
+        if method in ATTRIBUTIONS:
+            return ATTRIBUTIONS[method](model, x, targets, baseline=base, samples=samples,
+                                        seed=seed, max_rows=rows)
         if method in ("gradient", "gradient_x_input"):
             grads = _row_gradients(model, x, targets, rows)
             return grads * x if method == "gradient_x_input" else grads
