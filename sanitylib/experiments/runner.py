@@ -72,7 +72,7 @@ class RandomizationRun:
 
 def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
                init: str, seed: int, blocks: Sequence[str] | None,
-               target: str, options: Mapping[str, Mapping[str, object]],
+               target: str | torch.Tensor, options: Mapping[str, Mapping[str, object]],
                progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit);
     ``progress(step)`` is called after each step."""
@@ -83,7 +83,8 @@ def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[st
         predictions[step] = predicted_class(randomized, inputs)
         if step == "original":
             fixed = predictions[step]
-        labels = fixed if target == "fixed" else None
+        labels = target if isinstance(target, torch.Tensor) else fixed if target == "fixed" \
+            else None
         steps[step] = explain_all(model.with_module(randomized), inputs, methods, labels, options)
         if progress is not None:
             progress(step)
@@ -117,7 +118,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       order: str = "cascading", init: str = "default",
                       seeds: Sequence[int] = (0,), metrics: Sequence[str] = DEFAULT_METRICS,
                       blocks: Sequence[str] | None = None,
-                      target: str = "recompute",
+                      target: str | torch.Tensor = "recompute",
                       options: Mapping[str, Mapping[str, object]] | None = None,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       metric_options: Mapping[str, Mapping[str, object]] | None = None,
@@ -130,9 +131,10 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         methods: names from :data:`sanitylib.saliency.METHODS`.
         order, init, blocks: see :func:`sanitylib.randomization.randomize`.
         seeds: randomization seeds; every seed re-draws every block.
-        metrics: names from :data:`sanitylib.similarity.METRICS`.
+        metrics: names from :data:`sanitylib.similarity.METRICS`; none: maps only (``keep_maps``).
         target: ``"recompute"`` explains each step's own argmax (the original code);
-            ``"fixed"`` keeps the trained model's predicted class (as Quantus does).
+            ``"fixed"`` keeps the trained model's predicted class; a tensor gives the class of
+            every input (as Quantus takes ``y_batch``); the table's ``target`` says ``"given"``.
         options: per-method keyword options for :func:`sanitylib.saliency.explain`.
         labels: constant columns for the table (e.g. ``{"model": "cnn", "dataset": "mnist"}``).
         keep_maps: keep the maps of this many first inputs for figures.
@@ -143,7 +145,11 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         A :class:`RandomizationRun` whose ``scores`` has one row per
         (seed, step, method, metric, image).
     """
-    if target not in TARGETS:
+    if isinstance(target, torch.Tensor):
+        if target.shape != (len(inputs),) or target.is_floating_point():
+            raise ValueError(f"target labels must be an integer tensor of shape ({len(inputs)},), "
+                             f"got {tuple(target.shape)} {target.dtype}")
+    elif target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     options = {m: dict(o) for m, o in (options or {}).items()}
     model = model_under_test(model)
@@ -171,18 +177,19 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         for step in steps:  # a cached seed: its steps count as done now
             if step not in done and progress is not None:
                 progress(step)
-        columns = {**(labels or {}), "order": order, "init": init, "target": target,
-                   "seed": seed}
-        rows.append(cached("scores", {
-            "maps": steps, "steps": names, "metrics": list(metrics),
-            "metric_options": metric_options or {}, "columns": columns},
-            lambda steps=steps, columns=columns: _step_scores(
-                steps, names, methods, metrics, metric_options or {}, columns),
-            code=(*SCORE_CODE, _step_scores)))
+        columns = {**(labels or {}), "order": order, "init": init,
+                   "target": "given" if isinstance(target, torch.Tensor) else target, "seed": seed}
+        if metrics:
+            rows.append(cached("scores", {
+                "maps": steps, "steps": names, "metrics": list(metrics),
+                "metric_options": metric_options or {}, "columns": columns},
+                lambda steps=steps, columns=columns: _step_scores(
+                    steps, names, methods, metrics, metric_options or {}, columns),
+                code=(*SCORE_CODE, _step_scores)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = result["predictions"]
-    run.scores = pd.concat(rows, ignore_index=True)
+    run.scores = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return run
 
 
