@@ -155,7 +155,8 @@ def test_efficientnet_refuses_deeplift_and_lrp_naming_its_layers():
     problems = unsupported_layers(model, x, "lrp")
     kinds = {p.split(" (")[1].split(")")[0] for p in problems}
     assert kinds == {"BatchNormAct2d", "ReLU6", "Conv2dSame", "InvertedResidual"}
-    assert "blocks.1.1 (InvertedResidual): sums two tensors" in "\n".join(problems)
+    assert "blocks.1.1 (InvertedResidual): adds or subtracts two tensors (add:" \
+        in "\n".join(problems)
     with pytest.raises(UnsupportedModelError, match=r"\.\.\. and \d+ more"):
         lrp(model, x, torch.tensor([0]))
 

@@ -154,6 +154,13 @@ def test_input_invariance_passes_gradient_and_fails_input_multipliers(cnn, image
     assert (table.max()[["gradient_x_input", "integrated_gradients"]] < 0.99).all()
 
 
+def test_input_invariance_records_lrp_refused_on_the_compensated_model(cnn, images):
+    table = input_invariance(cnn, images, ["deeplift", "lrp"]).set_index("method")
+    assert (table.loc["deeplift", "value"] < 0.99).all()  # a zero baseline: not invariant
+    assert table.loc["lrp", "value"].isna().all()
+    assert "conv1.0 (ShiftCompensated): adds or subtracts" in table.loc["lrp", "note"].iloc[0]
+
+
 def test_shift_compensation_on_efficientnet_same_padding():
     from sanitylib.models.efficientnet import untrained_efficientnet_lite0
 

@@ -32,6 +32,7 @@ from scipy import stats
 from torch import nn
 
 from sanitylib.experiments.runner import explain_cached, pair_scores, randomization_run
+from sanitylib.methods.attribution import FOLLOWUP_METHODS, unsupported_layers
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explaining, predicted_class
 from sanitylib.methods.similarity import compare
@@ -296,17 +297,28 @@ def input_invariance(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                      atol: float = 1e-4) -> pd.DataFrame:
     """Input invariance (Kindermans et al. 2017): ``metric`` between the map of ``x`` under the
     model and of ``x + shift`` under :func:`shift_compensated`, for the model's class; 1 means
-    unchanged. Raises if the two models' logits differ by more than ``atol``."""
+    unchanged. Raises if the two models' logits differ by more than ``atol``.
+
+    LRP cannot run on the compensated model (Captum's epsilon rule would divide by the first
+    layer's output before its bias map, :func:`~sanitylib.methods.attribution.unsupported_layers`):
+    a method refused there scores NaN, with the refusal in ``note``.
+    """
     subject = model_under_test(model)
     shifted = shift_compensated(subject, shift, inputs)
     with torch.no_grad(), explaining(subject.module):
         gap = float((subject.module(inputs) - shifted.module(inputs + shift)).abs().max())
     if gap > atol:
         raise RuntimeError(f"the shifted model's logits differ by {gap:.2e} (> {atol})")
+    refused = {m: "; ".join(unsupported_layers(shifted.module, inputs[:1] + shift, m))
+               for m in methods if m in FOLLOWUP_METHODS}
+    refused = {m: why for m, why in refused.items() if why}
+    ran = [m for m in methods if m not in refused]
     labels = predicted_class(subject, inputs)
     own = explain_cached(subject, inputs, methods, labels, options)
-    moved = explain_cached(shifted, inputs + shift, methods, labels, options)
+    moved = explain_cached(shifted, inputs + shift, ran, labels, options)
+    nan = np.full(len(inputs), np.nan)
     return pd.concat([pd.DataFrame({"method": m, "metric": metric, "image": np.arange(len(inputs)),
-                                    "value": compare(own[m], moved[m], metric,
-                                                     **dict(metric_options or {}))})
+                                    "value": nan if m in refused else compare(
+                                        own[m], moved[m], metric, **dict(metric_options or {})),
+                                    "note": refused.get(m, "")})
                       for m in methods], ignore_index=True)

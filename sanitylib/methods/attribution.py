@@ -73,8 +73,9 @@ _NONLINEAR = {f: f.__name__ for f in (
 #: Linear calls that LRP must see as a ruled layer.
 _LINEAR = {f: f.__name__ for f in (_F.conv1d, _F.conv2d, _F.conv3d, _F.linear, _F.batch_norm,
                                    _F.avg_pool2d, _F.adaptive_avg_pool2d, torch.conv2d)}
-_ADDITIONS = {torch.add: "add", _T.add: "add", _T.__add__: "+", _T.__radd__: "+",
-              _T.__iadd__: "+=", _T.add_: "add_"}
+_SUMS = {f: f.__name__ for f in (torch.add, _T.add, _T.__add__, _T.__radd__, _T.__iadd__,
+                                  _T.add_, torch.sub, _T.sub, _T.__sub__, _T.__rsub__,
+                                  _T.__isub__, _T.sub_)}
 
 
 _SHOWN = 10  # layers named in an error message; unsupported_layers lists them all
@@ -102,9 +103,9 @@ class _Census(TorchFunctionMode):
                 self.calls.append((where, _NONLINEAR[func], "nonlinear"))
             elif func in _LINEAR:
                 self.calls.append((where, _LINEAR[func], "linear"))
-            elif func in _ADDITIONS and len(args) > 1 and all(
+            elif func in _SUMS and len(args) > 1 and all(
                     isinstance(a, torch.Tensor) and a.ndim > 0 for a in args[:2]):
-                self.calls.append((where, _ADDITIONS[func], "sum"))
+                self.calls.append((where, _SUMS[func], "sum"))
         except TypeError:  # an unhashable callable
             pass
         return func(*args, **(kwargs or {}))
@@ -159,9 +160,9 @@ def unsupported_layers(model: nn.Module, example: torch.Tensor, method: str) -> 
             problems.setdefault(path, f"calls {function}, which Captum's DeepLift has no rule for "
                                       "here (it would pass the plain gradient)")
         if method == "lrp" and not leaf[path] and kind == "sum":
-            problems.setdefault(path, f"sums two tensors ({function}, a skip connection) in its "
-                                      "own forward; Captum's LRP rules sums only in its "
-                                      "Addition_Module")
+            problems.setdefault(path, f"adds or subtracts two tensors ({function}: a skip "
+                                      "connection, a bias map) in its own forward; Captum's LRP "
+                                      "rules sums only in its Addition_Module")
         elif method == "lrp" and not leaf[path]:
             problems.setdefault(path, f"calls {function} in its own forward, outside any layer "
                                       "that LRP gives a rule")
