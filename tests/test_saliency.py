@@ -136,6 +136,6 @@ def test_default_target_is_the_argmax_and_a_fixed_label_is_honoured():
 def test_bad_inputs_raise_clear_errors():
     model = build("cnn")
     with pytest.raises(ValueError, match="valid choices: gradient"):
-        explain(model, torch.rand(1, 1, 28, 28), "lrp")
+        explain(model, torch.rand(1, 1, 28, 28), "occlusion")
     with pytest.raises(ValueError, match="one label per input"):
         explain(model, torch.rand(3, 1, 28, 28), "gradient", target=torch.tensor([1, 2]))

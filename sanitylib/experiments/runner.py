@@ -27,7 +27,8 @@ from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: The code every explanation map depends on (part of the maps' cache keys).
-EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"], device)
+EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"],
+                sys.modules["sanitylib.methods.attribution"], device)
 SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")
@@ -49,15 +50,17 @@ def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
 
 def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
-                  options: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
-    """The trained model's predictions and maps of its predicted classes (cached): the reference
-    every randomization step, seed and order is compared with, computed once."""
+                  options: Mapping[str, Mapping[str, object]],
+                  target: torch.Tensor | None = None) -> dict[str, object]:
+    """The trained model's predictions and maps (cached) of its predicted classes, or of the
+    given ``target``: the reference every randomization step, seed and order is compared with,
+    computed once."""
     def build() -> dict[str, object]:
-        maps, predictions = explain_and_predict(model, inputs, methods, None, options)
+        maps, predictions = explain_and_predict(model, inputs, methods, target, options)
         return {"predictions": predictions, "maps": maps}
 
     key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
-           "options": {m: dict(o) for m, o in options.items()}}
+           "options": {m: dict(o) for m, o in options.items()}, "target": target}
     return cached("explanations", key, build, code=(*EXPLAIN_CODE, original_maps))
 
 
@@ -75,14 +78,15 @@ class RandomizationRun:
 
 def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
                init: str, seed: int, blocks: Sequence[str] | None,
-               target: str, options: Mapping[str, Mapping[str, object]],
+               target: str | torch.Tensor, options: Mapping[str, Mapping[str, object]],
                original: Mapping[str, object], stack: bool,
                progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit); each
     step's predictions come with its maps (:func:`explain_and_predict`). With ``stack``, the
     methods of :data:`~sanitylib.methods.stacked.STACKABLE` run on all steps' models at once;
     ``progress(step)`` is called after each step."""
-    fixed = original["predictions"] if target == "fixed" else None
+    fixed = target if isinstance(target, torch.Tensor) else \
+        original["predictions"] if target == "fixed" else None
     stackable = [m for m in methods if m in STACKABLE] if stack else []
     if not stackable:
         steps: dict[str, dict[str, torch.Tensor]] = {}
@@ -137,7 +141,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       order: str = "cascading", init: str = "default",
                       seeds: Sequence[int] = (0,), metrics: Sequence[str] = DEFAULT_METRICS,
                       blocks: Sequence[str] | None = None,
-                      target: str = "recompute",
+                      target: str | torch.Tensor = "recompute",
                       options: Mapping[str, Mapping[str, object]] | None = None,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       metric_options: Mapping[str, Mapping[str, object]] | None = None,
@@ -151,9 +155,10 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
             made once (:func:`original_maps`) and reused by every seed and order.
         order, init, blocks: see :func:`sanitylib.randomization.randomize`.
         seeds: randomization seeds; every seed re-draws every block.
-        metrics: names from :data:`sanitylib.similarity.METRICS`.
+        metrics: names from :data:`sanitylib.similarity.METRICS`; none: maps only (``keep_maps``).
         target: ``"recompute"`` explains each step's own argmax (the original code);
-            ``"fixed"`` keeps the trained model's predicted class (as Quantus does).
+            ``"fixed"`` keeps the trained model's predicted class; a tensor gives the class of
+            every input (as Quantus takes ``y_batch``); the table's ``target`` says ``"given"``.
         options: per-method keyword options for :func:`sanitylib.saliency.explain`.
         labels: constant columns for the table (e.g. ``{"model": "cnn", "dataset": "mnist"}``).
         keep_maps: keep the maps of this many first inputs for figures.
@@ -168,14 +173,19 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         A :class:`RandomizationRun` whose ``scores`` has one row per
         (seed, step, method, metric, image).
     """
-    if target not in TARGETS:
+    if isinstance(target, torch.Tensor):
+        if target.shape != (len(inputs),) or target.is_floating_point():
+            raise ValueError(f"target labels must be an integer tensor of shape ({len(inputs)},), "
+                             f"got {tuple(target.shape)} {target.dtype}")
+    elif target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     options = {m: dict(o) for m, o in (options or {}).items()}
     model = model_under_test(model)
     names = step_names(model, blocks, order)
     rows: list[pd.DataFrame] = []
     run = RandomizationRun(pd.DataFrame(), names)
-    original = original_maps(model, inputs, methods, options)
+    original = original_maps(model, inputs, methods, options,
+                             target if isinstance(target, torch.Tensor) else None)
     for seed in seeds:
         key = {"model": model, "inputs": inputs, "methods": list(methods), "order": order,
                "init": init, "seed": seed, "target": target, "blocks": blocks,
@@ -197,18 +207,19 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
                 progress(step)
-        columns = {**(labels or {}), "order": order, "init": init, "target": target,
-                   "seed": seed}
-        rows.append(cached("scores", {
-            "maps": steps, "steps": names, "metrics": list(metrics),
-            "metric_options": metric_options or {}, "columns": columns},
-            lambda steps=steps, columns=columns: _step_scores(
-                steps, names, methods, metrics, metric_options or {}, columns),
-            code=(*SCORE_CODE, _step_scores)))
+        columns = {**(labels or {}), "order": order, "init": init,
+                   "target": "given" if isinstance(target, torch.Tensor) else target, "seed": seed}
+        if metrics:
+            rows.append(cached("scores", {
+                "maps": steps, "steps": names, "metrics": list(metrics),
+                "metric_options": metric_options or {}, "columns": columns},
+                lambda steps=steps, columns=columns: _step_scores(
+                    steps, names, methods, metrics, metric_options or {}, columns),
+                code=(*SCORE_CODE, _step_scores)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = {"original": original["predictions"], **result["predictions"]}
-    run.scores = pd.concat(rows, ignore_index=True)
+    run.scores = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return run
 
 

@@ -9,8 +9,11 @@
 Each block is re-initialized from a generator seeded by ``seed`` and the block's position, so a
 block gets the same random weights whatever the order. Re-initialization schemes
 (:data:`INITS`): the layer's own initializer (the original code), a truncated normal with
-sigma 0.01 (the paper's text), a uniform distribution of the same standard deviation, and
-Xavier (Kokhlikyan et al.). Batch-norm running statistics are kept by default, as in the original.
+sigma 0.01 (the paper's text), a uniform distribution of the same standard deviation,
+Xavier (Kokhlikyan et al.), and ``quantus``: Quantus 0.6's own scheme (every layer's
+``reset_parameters()`` right after ``torch.manual_seed(seed + 1)``, so that the first draws of all
+layers coincide up to scale, and batch norms lose their running statistics), for cross-checks.
+Batch-norm running statistics are otherwise kept by default, as in the original.
 """
 
 from __future__ import annotations
@@ -31,23 +34,34 @@ from sanitylib.models.under_test import ModelUnderTest, model_under_test, submod
 __all__ = ["INITS", "ORDERS", "randomize", "reinitialize", "step_names"]
 
 ORDERS = ("cascading", "independent", "bottom_up")
-INITS = ("default", "truncated_normal", "uniform", "xavier")
+INITS = ("default", "truncated_normal", "uniform", "xavier", "quantus")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding)
 
 
 def reinitialize(module: nn.Module, init: str = "default", std: float = 0.01,
                  reset_batchnorm_stats: bool = False,
-                 init_module: Callable[[nn.Module], None] | None = None) -> None:
+                 init_module: Callable[[nn.Module], None] | None = None, seed: int = 0) -> None:
     """Re-initialize every parameter under ``module`` (a block of a model) in place.
 
     ``default`` re-runs the initializer the model was built with (``init_module``, from the
     model under test; each layer's ``reset_parameters`` when None). The other schemes draw the
     weights and biases of conv, linear and embedding layers from their distribution (Xavier:
-    biases zero) and reset normalization layers to scale 1 and offset 0.
+    biases zero) and reset normalization layers to scale 1 and offset 0. ``quantus`` calls
+    ``reset_parameters()`` of every submodule that has one, each after
+    ``torch.manual_seed(seed + 1)`` (Quantus 0.6's ``get_random_layer_generator``).
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; valid choices: {', '.join(INITS)}")
+    if init == "quantus":
+        for sub in module.modules():
+            if isinstance(sub, torch.jit.ScriptModule):
+                raise TypeError("a TorchScript model has no reset_parameters to re-run; valid "
+                                 "choices here: " + ", ".join(i for i in INITS[1:4]))
+            if hasattr(sub, "reset_parameters"):
+                torch.manual_seed(seed + 1)
+                sub.reset_parameters()
+        return
     for sub in module.modules():
         if not any(True for _ in sub.parameters(recurse=False)):
             continue
@@ -143,7 +157,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
             order.
         order: one of :data:`ORDERS`.
         init: one of :data:`INITS`; ``std`` is the truncated normal / uniform scale.
-        seed: seeds every block's re-initialization.
+        seed: seeds every block's re-initialization (``quantus``: every layer's, as ``seed + 1``).
         reset_batchnorm_stats: also reset batch-norm running statistics (kept by default).
         original: yield the ``("original", copy)`` step first.
         copies: yield a fresh copy at every step (the default). With False the randomized
@@ -171,7 +185,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
             torch.manual_seed(seed * 100_003 + names.index(name))
             for path in subject.blocks[name]:
                 block = submodule(working, path).to("cpu")
-                reinitialize(block, init, std, reset_batchnorm_stats, subject.init_module)
+                reinitialize(block, init, std, reset_batchnorm_stats, subject.init_module, seed)
                 block.to(device)
         yield name, _copy(working) if copies else working
 

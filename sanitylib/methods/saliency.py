@@ -29,11 +29,12 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from sanitylib.infra.device import module_device, randn
+from sanitylib.methods.attribution import ATTRIBUTIONS, FOLLOWUP_LABELS, FOLLOWUP_METHODS
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["DEFAULTS", "LABELS", "METHODS", "explain", "explain_and_predict", "explain_methods",
-           "explaining", "predicted_class"]
+__all__ = ["ALL_METHODS", "DEFAULTS", "LABELS", "METHODS", "explain", "explain_and_predict",
+           "explain_methods", "explaining", "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -42,7 +43,9 @@ LABELS = {"gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
           "integrated_gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad",
           "ig_smoothgrad": "IG-SmoothGrad", "vargrad": "VarGrad",
           "guided_backprop": "Guided BackProp", "gradcam": "GradCAM",
-          "guided_gradcam": "Guided GradCAM"}
+          "guided_gradcam": "Guided GradCAM", **FOLLOWUP_LABELS}
+#: The paper's methods and the follow-ups' (:mod:`sanitylib.methods.attribution`).
+ALL_METHODS = METHODS + FOLLOWUP_METHODS
 
 #: Rough activation memory per byte of input for one forward and backward pass.
 _BYTES_PER_INPUT_BYTE = 200
@@ -297,6 +300,10 @@ def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
     if method in ("gradient", "gradient_x_input"):
         grads = shared.done[("gradient",)]
         return grads * x if method == "gradient_x_input" else grads
+    if method in ATTRIBUTIONS:
+        return ATTRIBUTIONS[method](model, x, targets, baseline=_baseline(settings["baseline"], x),
+                                    samples=int(settings["samples"]), seed=int(settings["seed"]),
+                                    max_rows=rows)
     if method == "integrated_gradients":
         base = _baseline(settings["baseline"], x)
         mean = _path_mean_gradient(model, x, targets, base, int(settings["steps"]), rows)
@@ -319,9 +326,9 @@ def explain_and_predict(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     """:func:`explain_methods` and the model's predicted class of every input, with no pass made
     twice: when a method needs the plain gradient, its forward pass gives the predictions (and
     the target, when ``target`` is None); otherwise one prediction pass does."""
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(ALL_METHODS)}")
     if inputs.ndim < 2:
         raise ValueError(f"inputs must be a batch (B, ...); got shape {tuple(inputs.shape)}")
     options = options or {}
@@ -362,7 +369,7 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
         model: a classifier returning logits (B, classes), or a :class:`ModelUnderTest` around
             one. It is not modified.
         inputs: a batch (B, C, H, W) or (B, features).
-        method: one of :data:`METHODS`.
+        method: one of :data:`ALL_METHODS`.
         target: None (each input's argmax logit under ``model``), one int, or one label per input.
         steps, baseline: Integrated Gradients' interpolation steps and baseline (a number, one
             input's shape, or one baseline per input (B, ...)); also for IG-SmoothGrad.
@@ -370,6 +377,8 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
             for IG-SmoothGrad.
         samples, noise_level, seed: SmoothGrad / VarGrad / IG-SmoothGrad noise; sigma is
             ``noise_level * (max - min)`` of each image; image ``i`` draws from seed ``seed + i``.
+            ``samples`` and ``seed`` (and ``baseline``) also serve Gradient SHAP, ``baseline``
+            DeepLift.
         layer: GradCAM's layer (a module, as in Captum, or a submodule path); defaults to the
             model under test's ``gradcam_layer``.
         relu_attributions: GradCAM's ReLU on the map.
@@ -380,8 +389,8 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
     Returns:
         Attributions shaped like ``inputs`` (GradCAM's single map repeated over channels).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(METHODS)}")
+    if method not in ALL_METHODS:
+        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(ALL_METHODS)}")
     settings = {"steps": steps, "baseline": baseline, "multiply_by_inputs": multiply_by_inputs,
                 "samples": samples, "noise_level": noise_level, "seed": seed, "layer": layer,
                 "relu_attributions": relu_attributions, "max_rows": max_rows,
