@@ -36,7 +36,8 @@ from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
 from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
 
-__all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "CheckReport", "check", "prepare_model", "validate"]
+__all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "CheckReport", "check", "prepare_model",
+           "runnable_methods", "validate"]
 
 DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
                    "guided_backprop", "gradcam", "guided_gradcam")
@@ -140,7 +141,7 @@ def validate(methods: Sequence[str], order: str, init: str, metrics: Sequence[st
         raise ValueError(f"unknown init {init!r}; valid choices: {', '.join(INITS)}")
 
 
-def _runnable(subject: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
+def runnable_methods(subject: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
               options: Mapping[str, Mapping[str, object]]) -> tuple[list[str], dict[str, str]]:
     """The methods that compute on this model, and why each of the others cannot."""
     ok, refused = [], {}
@@ -189,7 +190,7 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
     options = {"integrated_gradients": {"steps": ig_steps},
                "smoothgrad": {"samples": samples}, "vargrad": {"samples": samples},
                "ig_smoothgrad": {"steps": ig_steps, "samples": samples}}
-    runnable, refused = _runnable(subject, x, methods, options)
+    runnable, refused = runnable_methods(subject, x, methods, options)
     if not runnable:
         raise ValueError("no method can be computed on this model: "
                          + "; ".join(f"{m}: {why}" for m, why in refused.items()))

@@ -1,0 +1,214 @@
+"""The chapter "After the paper": the follow-up tests on the book's networks, each similarity on
+a floor-to-ceiling scale, and the recommendation table the NeurIPS reviewers asked for.
+
+The tests themselves are :mod:`sanitylib.experiments.followups` (Hedström et al. 2023, Sixt et
+al. 2020, Kindermans et al. 2017) with Binder et al.'s (2023) controls
+(:mod:`sanitylib.experiments.followup_suite`); the ceiling and the scale are
+:mod:`sanitylib.experiments.ceiling`. This module summarizes the tidy scores, places them on the
+scale, and gathers every test of the book into one table, read from ``results/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sanitylib.experiments.ceiling import CUTOFFS, place
+from sanitylib.experiments.followups import TESTS
+from sanitylib.experiments.runner import summarize_scores
+from sanitylib.methods.saliency import LABELS
+
+__all__ = [
+    "SCALED_TESTS",
+    "SIMILARITY_METRIC",
+    "book_tests",
+    "final_scores",
+    "followup_summary",
+    "recommendation",
+    "recommendation_table",
+    "scaled_summary",
+]
+
+#: The similarity each similarity-based test reads (the tests' own defaults).
+SIMILARITY_METRIC = {t: TESTS[t].defaults["metric"] for t in
+                     ("mprt_top_down", "mprt_bottom_up", "smprt", "random_logit",
+                      "input_invariance")}
+#: Tests whose similarity goes on the floor-to-ceiling scale, and whether a sound method should
+#: sit near the floor ("low": the maps must change) or near the ceiling ("high").
+SCALED_TESTS = {"mprt_top_down": "low", "mprt_bottom_up": "low", "smprt": "low",
+                "random_logit": "low", "input_invariance": "high"}
+
+
+def final_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """One value per (model, test, method, image, seed): top-down MPRT at its last step (every
+    block randomized, the step the paper's verdicts read); bottom-up and smooth MPRT as the mean
+    over their randomized steps (Quantus's average without the original model's 1: their last
+    step, every block randomized, is the same model as top-down's); the other tests as they
+    are."""
+    stepped = scores["step"].notna()
+    top = scores[stepped & (scores.test == "mprt_top_down")]
+    top = top[top.step == top.groupby("model")["step"].transform("max")]
+    others = scores[stepped & (scores.test != "mprt_top_down") & (scores.step > 0)]
+    keys = ["model", "dataset", "test", "method", "metric", "image", "seed"]
+    averaged = others.groupby(keys, sort=False, dropna=False)["value"].mean().reset_index()
+    return pd.concat([scores[~stepped], top, averaged], ignore_index=True)
+
+
+def followup_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95 % t interval over images and seeds of :func:`final_scores`, per (model,
+    dataset, test, method, metric); NaNs (a refused or constant map) are counted, not averaged."""
+    return summarize_scores(final_scores(scores), ["model", "dataset", "test", "method", "metric"])
+
+
+def scaled_summary(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame
+                   ) -> pd.DataFrame:
+    """The similarity tests of ``summary`` on the floor-to-ceiling scale
+    (:func:`sanitylib.experiments.ceiling.place`), one model at a time: ``floor`` and
+    ``ceiling`` carry a ``model`` column. Adds ``sanity``: the position when a sound method should
+    stay similar (input invariance), one minus it when its maps should change, so that 1 always
+    means "behaves as the test asks" and 0 "no better than the failing reference"."""
+    rows = []
+    for model, part in summary[summary.test.isin(list(SCALED_TESTS))].groupby("model", sort=False):
+        placed = place(part, floor[floor.model == model].drop(columns="model"),
+                       ceiling[ceiling.model == model])
+        rows.append(placed)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.concat(rows, ignore_index=True)
+    wants_low = table.test.map(SCALED_TESTS) == "low"
+    table["sanity"] = np.where(wants_low, 1 - table["position"], table["position"])
+    return table
+
+
+def _read(root: Path, folder: str, name: str) -> pd.DataFrame | None:
+    path = root / folder / f"{name}.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
+               metric: str = "spearman_abs") -> pd.DataFrame:
+    """The original tests of the book for ``model`` on ``dataset`` as read from ``results/``
+    (rows of test, method, mean and, where the chapter measured them, floor and ceiling):
+
+    - ``parameter_randomization``: the cascading chapter's last step;
+    - ``data_randomization``: true- against permuted-label model, with the models trained on
+      the same true labels with other seeds (label noise 0) as the ceiling;
+    - ``edges``: similarity to the Sobel edge map (trained model), between the floor of random
+      maps and 1 (the edge map itself);
+    - ``infidelity``: the input-multiplier chapter's relative infidelity of the trained model
+      (lower is better; global IG stands for Integrated Gradients), as a raw number.
+    A chapter that has not run leaves its rows out, never guessed.
+    """
+    rows: list[pd.DataFrame] = []
+    summary, base = _read(root, "cascading", "summary"), _read(root, "cascading", "baseline")
+    random_floor = np.nan
+    if summary is not None and base is not None:
+        part = summary[(summary.model == model) & (summary.dataset == dataset)
+                       & (summary.metric == metric)]
+        part = part[part.step == part.step.max()]
+        floor = base[(base.metric == metric) & (((base.model == model) & (base.dataset == dataset))
+                                                | base.model.isna())]  # the MNIST band: no model
+        random_floor = float(floor["mean"].iloc[0]) if len(floor) else np.nan
+        rows.append(part[["method", "mean"]].assign(test="parameter_randomization",
+                                                    floor=random_floor))
+    summary = _read(root, "data_randomization", "summary")
+    base = _read(root, "data_randomization", "baseline")
+    noise = _read(root, "data_randomization", "noise_summary")
+    if summary is not None and base is not None:
+        part = summary[(summary.model == model) & (summary.dataset == dataset)
+                       & (summary.metric == metric)][["method", "mean"]]
+        floor = base.loc[base.metric == metric, "mean"]
+        part = part.assign(test="data_randomization",
+                           floor=float(floor.iloc[0]) if len(floor) else np.nan)
+        if noise is not None:
+            seeds = noise[(noise.model == model) & (noise.dataset == dataset)
+                          & (noise.metric == metric) & (noise.label_noise == 0)]
+            part = part.merge(seeds[["method", "mean"]].rename(columns={"mean": "ceiling"}),
+                              on="method", how="left")
+        rows.append(part)
+    edges = _read(root, "edges", "summary")
+    if edges is not None:
+        part = edges[(edges.model == model) & (edges.dataset == dataset)
+                     & (edges.metric == metric) & (edges.detector == "sobel")]
+        if "variant" in part:
+            part = part[part.variant == "trained"]
+        rows.append(part[["method", "mean"]].assign(test="edges", floor=random_floor,
+                                                    ceiling=1.0))
+    quality = _read(root, "input_multiplier", "quality_summary")
+    if quality is not None:
+        part = quality[(quality.metric == "relative_infidelity") & (quality.step == 0)]
+        part = part.assign(method=part.method.replace({"ig_global": "integrated_gradients"}))
+        rows.append(part[part.method != "ig_local"][["method", "mean"]]
+                    .assign(test="infidelity"))
+    if not rows:
+        return pd.DataFrame(columns=["test", "method", "mean", "floor", "ceiling"])
+    table = pd.concat(rows, ignore_index=True)
+    for column in ("floor", "ceiling"):
+        if column not in table:
+            table[column] = np.nan
+    return table[["test", "method", "mean", "floor", "ceiling"]]
+
+
+#: The columns of the recommendation table, in the book's order.
+TEST_ORDER = ("parameter_randomization", "data_randomization", "edges", "mprt_bottom_up",
+              "smprt", "emprt", "random_logit", "input_invariance", "infidelity")
+TEST_LABELS = {"parameter_randomization": "parameter rand. (top-down)",
+               "data_randomization": "data rand.", "edges": "edges (Sobel)",
+               "mprt_bottom_up": "bottom-up MPRT", "smprt": "sMPRT", "emprt": "eMPRT",
+               "random_logit": "random logit", "input_invariance": "input invariance",
+               "infidelity": "infidelity"}
+
+
+def recommendation_table(book: pd.DataFrame, scaled: pd.DataFrame, summary: pd.DataFrame,
+                         perturbation_ceiling: pd.DataFrame, model: str,
+                         methods: Sequence[str]) -> pd.DataFrame:
+    """Every method against every test of the book for ``model``: one number per cell where 1
+    means "behaves as the test asks" and 0 "like the reference that fails" (a floor-to-ceiling
+    position, turned so), the raw entropy ratio for eMPRT (higher is better; 0 is an
+    insensitive map), the raw infidelity (lower is better). Empty where a method was not run
+    or could not run on the model."""
+    cells: dict[tuple[str, str], float] = {}
+    ceilings = perturbation_ceiling[perturbation_ceiling.model == model]
+    for r in book.itertuples():
+        if r.test == "infidelity":
+            cells[(r.method, r.test)] = r.mean
+            continue
+        ceiling = r.ceiling
+        if pd.isna(ceiling):
+            match = ceilings[(ceilings.method == r.method) & (ceilings.metric == "spearman_abs")]
+            ceiling = float(match["mean"].iloc[0]) if len(match) else np.nan
+        span = ceiling - r.floor
+        position = (r.mean - r.floor) / span if pd.notna(span) and span > 0 else np.nan
+        cells[(r.method, r.test)] = 1 - position
+    for r in scaled[scaled.model == model].itertuples():
+        if r.test != "mprt_top_down":
+            cells[(r.method, r.test)] = r.sanity
+    for r in summary[(summary.model == model) & (summary.test == "emprt")].itertuples():
+        cells[(r.method, "emprt")] = r.mean
+    table = pd.DataFrame(index=list(methods), columns=list(TEST_ORDER), dtype=float)
+    for (method, test), value in cells.items():
+        if method in table.index:
+            table.loc[method, test] = value
+    return table
+
+
+def recommendation(table: pd.DataFrame, labels: Mapping[str, str] = LABELS) -> str:
+    """A short recommendation drawn from :func:`recommendation_table`: the methods that clear the
+    upper cut-off (:data:`~sanitylib.experiments.ceiling.CUTOFFS`) on every scaled test they
+    ran, those that fall below the lower one on at least two, and the tests where they split."""
+    scaled = table.drop(columns=[c for c in ("emprt", "infidelity") if c in table])
+    low, high = CUTOFFS
+    ran = scaled.notna().sum(1)
+    passes = [m for m in scaled.index if ran[m] and (scaled.loc[m].dropna() > high).all()]
+    fails = [m for m in scaled.index if (scaled.loc[m].dropna() < low).sum() >= 2]
+    mixed = [m for m in scaled.index if ran[m] and m not in passes and m not in fails]
+    name = lambda ms: ", ".join(labels.get(m, m) for m in ms) or "none"
+    best = scaled.mean(axis=1).sort_values(ascending=False).dropna()
+    return (f"Passing every scaled test it ran (above {high:.1f} of the way from the failing "
+            f"reference to the sound one): {name(passes)}. Failing at least two (below "
+            f"{low:.1f}): {name(fails)}. In between: {name(mixed)}. Ranked by the mean of their "
+            f"scaled tests: " + ", ".join(f"{labels.get(m, m)} {v:.2f}" for m, v in best.items())
+            + ".")
