@@ -118,3 +118,16 @@ def test_score_tables_are_cached_and_keyed_by_the_maps(monkeypatch):
     pd.testing.assert_frame_equal(run.scores, rerun.scores)
     assert list(run.scores.columns) == ["method", "order", "init", "target", "block", "step",
                                         "metric", "seed", "image", "value"]
+
+
+def test_with_ceiling_places_each_verdict_between_floor_and_ceiling():
+    from sanitylib.experiments.parameter_randomization import with_ceiling
+
+    verdicts = pd.DataFrame({"model": "cnn", "dataset": "mnist", "method": ["gradient", "gradcam"],
+                             "metric": "spearman_abs", "mean": [0.09, 0.5], "random_mean": 0.0})
+    ceilings = pd.DataFrame({"model": "cnn", "dataset": "mnist", "method": ["gradient", "gradcam"],
+                             "metric": "spearman_abs", "mean": [0.9, 0.5]})
+    table = with_ceiling(verdicts, ceilings).set_index("method")
+    assert table.loc["gradient", "position"] == pytest.approx(0.1)
+    assert table.loc["gradient", "on the scale"] == "changes"
+    assert table.loc["gradcam", "on the scale"] == "still similar"  # at its ceiling

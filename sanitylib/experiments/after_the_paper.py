@@ -94,8 +94,8 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
     (rows of test, method, mean and, where the chapter measured them, floor and ceiling):
 
     - ``parameter_randomization``: the cascading chapter's last step;
-    - ``data_randomization``: true- against permuted-label model, with the models trained on
-      the same true labels with other seeds (label noise 0) as the ceiling;
+    - ``data_randomization``: true- against permuted-label model, with two models trained on
+      the same true labels with other seeds as the ceiling (``seed_ceiling.csv``);
     - ``edges``: similarity to the Sobel edge map (trained model), between the floor of random
       maps and 1 (the edge map itself);
     - ``infidelity``: the input-multiplier chapter's relative infidelity of the trained model
@@ -116,16 +116,16 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
                                                     floor=random_floor))
     summary = _read(root, "data_randomization", "summary")
     base = _read(root, "data_randomization", "baseline")
-    noise = _read(root, "data_randomization", "noise_summary")
+    seeds = _read(root, "data_randomization", "seed_ceiling")
     if summary is not None and base is not None:
         part = summary[(summary.model == model) & (summary.dataset == dataset)
                        & (summary.metric == metric)][["method", "mean"]]
         floor = base.loc[base.metric == metric, "mean"]
         part = part.assign(test="data_randomization",
                            floor=float(floor.iloc[0]) if len(floor) else np.nan)
-        if noise is not None:
-            seeds = noise[(noise.model == model) & (noise.dataset == dataset)
-                          & (noise.metric == metric) & (noise.label_noise == 0)]
+        if seeds is not None:
+            seeds = seeds[(seeds.model == model) & (seeds.dataset == dataset)
+                          & (seeds.metric == metric)]
             part = part.merge(seeds[["method", "mean"]].rename(columns={"mean": "ceiling"}),
                               on="method", how="left")
         rows.append(part)

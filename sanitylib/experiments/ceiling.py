@@ -33,7 +33,7 @@ from sanitylib.methods.saliency import predicted_class
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 __all__ = ["CUTOFFS", "DISTANCES", "ceiling_table", "perturbation_ceiling", "perturbed", "place",
-           "seed_ceiling"]
+           "scale_verdicts", "seed_ceiling"]
 
 #: Position cut-offs: below the first "changes", above the second "still similar", else
 #: "partly". The position is a percent-of-maximum-possible score (POMP; Cohen, Cohen, Aiken &
@@ -133,16 +133,24 @@ def place(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame) -> 
                            how="left")
     merged = merged.merge(ceiling[["method", "metric", "mean"]].rename(columns={"mean": "ceiling"}),
                           on=["method", "metric"], how="left")
-    sign = np.where(merged["metric"].isin(DISTANCES), -1.0, 1.0)
-    span = sign * (merged["ceiling"] - merged["floor"]).to_numpy(dtype=float)
+    merged["position"], merged["verdict"] = scale_verdicts(merged["mean"], merged["floor"],
+                                                           merged["ceiling"], merged["metric"])
+    return merged
+
+
+def scale_verdicts(mean: pd.Series, floor: pd.Series, ceiling: pd.Series, metric: pd.Series
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Position ``(mean - floor) / (ceiling - floor)`` and its verdict (see :func:`place`), row by
+    row; undefined scales are named, never divided by."""
+    sign = np.where(metric.isin(DISTANCES), -1.0, 1.0)
+    span = sign * (ceiling - floor).to_numpy(dtype=float)
     scale = span > 0
-    merged["position"] = np.where(scale, sign * (merged["mean"] - merged["floor"])
-                                  / np.where(scale, span, 1.0), np.nan)
+    position = np.where(scale, sign * (mean - floor).to_numpy(dtype=float)
+                        / np.where(scale, span, 1.0), np.nan)
     low, high = CUTOFFS
-    verdict = np.select([merged["mean"].isna(), np.isnan(span), ~scale,
-                         merged["position"] < low, merged["position"] > high],
+    verdict = np.select([mean.isna().to_numpy(), np.isnan(span), ~scale, position < low,
+                         position > high],
                         ["undefined: no defined scores", "undefined: no floor or ceiling",
                          "undefined: ceiling not above floor", "changes", "still similar"],
                         "partly")
-    merged["verdict"] = verdict
-    return merged
+    return position, verdict

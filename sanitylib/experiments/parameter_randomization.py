@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.experiments.ceiling import ceiling_table, perturbation_ceiling, scale_verdicts
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
     RandomizationRun,
@@ -100,6 +101,36 @@ def against_random(summary: pd.DataFrame, baseline: pd.DataFrame,
     return merged
 
 
+def model_ceilings(subjects: Mapping[tuple[str, str], tuple[nn.Module, torch.Tensor]],
+                   methods: Sequence[str], options: Mapping[str, Mapping[str, object]],
+                   metrics: Sequence[str], seeds: Sequence[int] = (0,)) -> pd.DataFrame:
+    """The perturbation ceiling (:func:`sanitylib.experiments.ceiling.perturbation_ceiling`:
+    each model against itself with every weight moved by 0.1 %) of every ``(model name,
+    dataset): (model, inputs)``, summarized per method and metric (columns model, dataset,
+    method, metric, mean, low, high, n, n_undefined)."""
+    tables = []
+    for (name, dataset), (model, inputs) in subjects.items():
+        raw = perturbation_ceiling(model, inputs, methods_for(model, methods), seeds=seeds,
+                                   metrics=metrics, options=options)
+        tables.append(ceiling_table(raw).assign(model=name, dataset=dataset))
+    return pd.concat(tables, ignore_index=True)
+
+
+def with_ceiling(verdicts: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFrame:
+    """A verdict table (:func:`against_random`) with the ceiling beside the floor: ``ceiling``
+    (matched on model, dataset, method and metric), ``position`` on the floor-to-ceiling scale
+    and ``on the scale``, the effect-size verdict of
+    :func:`sanitylib.experiments.ceiling.scale_verdicts` ("changes" below 0.2, "still similar"
+    above 0.8, "partly" between), next to the strict interval verdict."""
+    keys = [c for c in ("model", "dataset") if c in ceilings and c in verdicts]
+    merged = verdicts.merge(ceilings[[*keys, "method", "metric", "mean"]]
+                            .rename(columns={"mean": "ceiling"}),
+                            on=[*keys, "method", "metric"], how="left")
+    merged["position"], merged["on the scale"] = scale_verdicts(
+        merged["mean"], merged["random_mean"], merged["ceiling"], merged["metric"])
+    return merged
+
+
 def agreement(verdicts: pd.DataFrame, metric: str = "spearman_abs") -> pd.DataFrame:
     """Per model and method: does this replication's verdict under ``metric`` match the paper?
 
@@ -109,8 +140,9 @@ def agreement(verdicts: pd.DataFrame, metric: str = "spearman_abs") -> pd.DataFr
     rows = verdicts[verdicts.metric == metric].copy()
     expected = rows["paper"].map(lambda p: "like random maps" if p == "changes" else "still similar")
     rows["agrees with paper"] = (rows["verdict"] == expected).map({True: "yes", False: "no"})
-    return rows[["model", "dataset", "method", "mean", "low", "high", "random_high", "verdict",
-                 "paper", "agrees with paper"]]
+    scale = [c for c in ("ceiling", "position", "on the scale") if c in rows]
+    return rows[["model", "dataset", "method", "mean", "low", "high", "random_high", *scale,
+                 "verdict", "paper", "agrees with paper"]]
 
 
 def describe_agreement(table: pd.DataFrame, labels: Mapping[str, str] | None = None,
