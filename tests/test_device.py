@@ -139,3 +139,24 @@ def test_training_follows_sanitylib_device(monkeypatch):
     monkeypatch.setenv("SANITYLIB_DEVICE", "cpu")
     trained = train(TrainConfig("mlp", "mnist", train_size=50, epochs=1), verbose=False)
     assert module_device(trained.model).type == "cpu"
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["deeplift", "gradient_shap", "lrp"])
+def test_the_follow_up_methods_on_cuda_give_the_cpu_maps(method):
+    cpu_model, cpu_x = cnn_and_inputs("cpu")
+    gpu_model, gpu_x = cnn_and_inputs("cuda")
+    assert_maps_close(explain(gpu_model, gpu_x, method, samples=4),
+                      explain(cpu_model, cpu_x, method, samples=4))
+
+
+@needs_cuda
+def test_the_follow_up_tests_on_cuda_score_like_the_cpu():
+    from sanitylib.experiments.followup_suite import run_followups
+
+    cpu_model, cpu_x = cnn_and_inputs("cpu")
+    gpu_model, gpu_x = cnn_and_inputs("cuda")
+    settings = {"smprt": {"samples": 3}}
+    tables = [run_followups(m, x, ["gradient", "gradcam"], settings=settings)
+              for m, x in ((cpu_model, cpu_x), (gpu_model, gpu_x))]
+    np.testing.assert_allclose(tables[1].value, tables[0].value, atol=1e-3)

@@ -62,10 +62,10 @@ def control_maps(model: nn.Module, x: torch.Tensor, control: str, seed: int = 0)
     if control not in CONTROLS:
         raise ValueError(f"unknown control {control!r}; valid choices: {', '.join(CONTROLS)}")
     if control == "sobel":
-        return torch.from_numpy(sobel(x)).to(x.dtype).expand_as(x).contiguous()
+        return torch.from_numpy(sobel(x)).to(dtype=x.dtype, device=x.device).expand_as(x).contiguous()
     offset = int(identity(model), 16) % 2**62 if control == "random_per_model" else 0
     generator = torch.Generator().manual_seed(seed + offset)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 def _control_mprt(subject: ModelUnderTest, x: torch.Tensor, controls: Sequence[str], order: str,

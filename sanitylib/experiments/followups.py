@@ -32,6 +32,7 @@ from scipy import stats
 from torch import nn
 
 from sanitylib.experiments.runner import explain_cached, pair_scores, randomization_run
+from sanitylib.infra.device import module_device
 from sanitylib.methods.attribution import FOLLOWUP_METHODS, unsupported_layers
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explaining, predicted_class
@@ -111,7 +112,7 @@ def smooth_inputs(x: torch.Tensor, samples: int = 50, noise_level: float = 0.1, 
     noise = torch.stack([torch.randn((samples - 1, *x.shape[1:]), dtype=x.dtype,
                                      generator=torch.Generator().manual_seed(seed + i))
                          for i in range(len(x))], dim=1)
-    noise = torch.cat([noise * noise_level * spread, torch.zeros_like(x)[None]])
+    noise = torch.cat([noise.to(x.device) * noise_level * spread, torch.zeros_like(x)[None]])
     return (x[None] + noise).flatten(0, 1)
 
 
@@ -229,12 +230,13 @@ def random_logit(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method
     labels = _labels(subject, inputs, target)
     if other is None:
         with torch.no_grad(), explaining(subject.module):
-            n_classes = subject.module(inputs[:1]).shape[1]
+            n_classes = subject.module(inputs[:1].to(module_device(subject.module))).shape[1]
         other = other_classes(labels, n_classes, seed)
     own = explain_cached(subject, inputs, methods, labels, options)
     off = explain_cached(subject, inputs, methods, torch.as_tensor(other), options)
     return pd.concat([pd.DataFrame({"method": m, "metric": metric, "image": np.arange(len(inputs)),
-                                    "target": labels.numpy(), "other": np.asarray(other),
+                                    "target": labels.cpu().numpy(),
+                                    "other": torch.as_tensor(other).cpu().numpy(),
                                     "value": compare(own[m], off[m], metric,
                                                      **dict(metric_options or {}))})
                       for m in methods], ignore_index=True)
@@ -249,7 +251,7 @@ class ShiftCompensated(nn.Module):
         super().__init__()
         self.layer, self.shift = layer, shift
         with torch.no_grad():
-            ones = torch.ones((1, *input_shape))
+            ones = torch.ones((1, *input_shape), device=module_device(layer))
             self.register_buffer("offset", layer(shift * ones) - layer(0 * ones))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
