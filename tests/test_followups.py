@@ -154,6 +154,15 @@ def test_input_invariance_passes_gradient_and_fails_input_multipliers(cnn, image
     assert (table.max()[["gradient_x_input", "integrated_gradients"]] < 0.99).all()
 
 
+def test_exact_max_pool_ties_on_constant_backgrounds_cost_the_gradient_its_exact_pass(cnn):
+    digits = torch.zeros(3, 1, 28, 28)  # a constant background, as MNIST's
+    digits[:, :, 8:20, 8:20] = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(5))
+    tied = input_invariance(cnn, digits, ["gradient"]).value
+    dither = 1e-3 * torch.rand(digits.shape, generator=torch.Generator().manual_seed(6))
+    untied = input_invariance(cnn, digits + dither, ["gradient"]).value
+    assert (tied < 0.99).all() and (untied > 0.999).all()
+
+
 def test_input_invariance_records_lrp_refused_on_the_compensated_model(cnn, images):
     table = input_invariance(cnn, images, ["deeplift", "lrp"]).set_index("method")
     assert (table.loc["deeplift", "value"] < 0.99).all()  # a zero baseline: not invariant
