@@ -30,7 +30,7 @@ from sanitylib.experiments.runner import (
 from sanitylib.infra.device import resolve_device
 from sanitylib.methods.guided import UnguidedActivationError
 from sanitylib.methods.randomization import INITS, ORDERS, step_names
-from sanitylib.methods.saliency import METHODS, explain
+from sanitylib.methods.saliency import ALL_METHODS, explain
 from sanitylib.methods.similarity import METRICS
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "CheckReport", "check", "prepare
 DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
                    "guided_backprop", "gradcam", "guided_gradcam")
 #: Methods that need hooks or Python-level calls inside the model: not on TorchScript.
-HOOKED_METHODS = ("guided_backprop", "gradcam", "guided_gradcam")
+HOOKED_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "deeplift", "lrp")
 #: What each verdict means, for the report.
 VERDICT_MEANING = {
     "like random maps": "after the last step the maps are no more similar to the trained model's "
@@ -130,7 +130,7 @@ def prepare_model(model: ModelUnderTest | nn.Module, sample: torch.Tensor,
 
 def validate(methods: Sequence[str], order: str, init: str, metrics: Sequence[str]) -> None:
     """Raise ValueError naming the valid choices for any unknown method, order, init or metric."""
-    for what, given, valid in (("method", methods, METHODS), ("metric", metrics, METRICS)):
+    for what, given, valid in (("method", methods, ALL_METHODS), ("metric", metrics, METRICS)):
         unknown = [g for g in given if g not in valid]
         if unknown:
             raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; valid choices: "

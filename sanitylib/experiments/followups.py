@@ -31,11 +31,12 @@ import torch
 from scipy import stats
 from torch import nn
 
-from sanitylib.experiments.runner import explain_cached, pair_scores, randomization_run
+from sanitylib.experiments.runner import EXPLAIN_CODE, explain_cached, pair_scores
+from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
 from sanitylib.methods.attribution import FOLLOWUP_METHODS, unsupported_layers
 from sanitylib.methods.randomization import randomize
-from sanitylib.methods.saliency import explaining, predicted_class
+from sanitylib.methods.saliency import explain_methods, explaining, predicted_class
 from sanitylib.methods.similarity import compare
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
@@ -121,18 +122,34 @@ def smprt(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, methods: Sequ
           init: str = "default", seed: int = 0, target: torch.Tensor | None = None,
           metrics: Sequence[str] = ("spearman_abs",), metric_options: Options | None = None,
           options: Options | None = None) -> pd.DataFrame:
-    """Smooth MPRT (Hedström et al. 2023): :func:`sanitylib.experiments.runner.randomization_run`
-    on the :func:`smooth_inputs` copies (noise seeded by ``seed``), each image's maps averaged over
-    its copies, then compared step by step with the original model's; lower is better."""
+    """Smooth MPRT (Hedström et al. 2023): at every randomization step (``order``), each image's
+    maps on its :func:`smooth_inputs` copies (noise seeded by ``seed``) averaged, then compared
+    step by step with the original model's; lower is better."""
     subject = model_under_test(model)
     labels = _labels(subject, inputs, target)
-    noisy = smooth_inputs(inputs, samples, noise_level, seed)
-    run = randomization_run(subject, noisy, methods, order=order, init=init, seeds=[seed],
-                            metrics=(), target=labels.repeat(samples), options=options,
-                            keep_maps=len(noisy), verbose=False)
-    maps = {step: {m: v.view(samples, *inputs.shape).mean(0) for m, v in by_method.items()}
-            for step, by_method in run.maps[seed].items()}
+    key = {"kind": "smprt_maps", "model": subject, "inputs": inputs, "methods": list(methods),
+           "samples": samples, "noise_level": noise_level, "order": order, "init": init,
+           "seed": seed, "target": labels, "options": {m: dict(o) for m, o in
+                                                       (options or {}).items()}}
+    maps = cached("explanations", key, lambda: _smoothed_maps(
+        subject, inputs, methods, samples, noise_level, order, init, seed, labels, options or {}),
+        code=(*EXPLAIN_CODE, smooth_inputs, _smoothed_maps))
     return mprt_scores(maps, metrics, metric_options)
+
+
+def _smoothed_maps(subject: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
+                   samples: int, noise_level: float, order: str, init: str, seed: int,
+                   labels: torch.Tensor, options: Options) -> dict[str, dict[str, torch.Tensor]]:
+    """``{step: {method: map averaged over the noisy copies}}``: only the averages are kept (and
+    cached), method by method, so memory holds one method's ``samples`` x B maps at a time."""
+    noisy = smooth_inputs(inputs, samples, noise_level, seed)
+    target = labels.repeat(samples)
+    steps: dict[str, dict[str, torch.Tensor]] = {}
+    for step, randomized in randomize(subject, order=order, init=init, seed=seed, copies=False):
+        explained = subject.with_module(randomized)
+        steps[step] = {m: explain_methods(explained, noisy, [m], target, options)[m]
+                       .view(samples, *inputs.shape).mean(0) for m in methods}
+    return steps
 
 
 def freedman_diaconis_bins(maps: np.ndarray, min_bins: int = 10, max_bins: int = 200) -> int:
