@@ -28,7 +28,8 @@ from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: The code every explanation map depends on (part of the maps' cache keys).
 EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"],
-                sys.modules["sanitylib.methods.attribution"], device)
+                sys.modules["sanitylib.methods.attribution"], sys.modules["sanitylib.methods.frozen"],
+                device)
 SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")

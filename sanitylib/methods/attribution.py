@@ -35,8 +35,8 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -47,6 +47,8 @@ from captum.attr._core.lrp import SUPPORTED_NON_LINEAR_LAYERS
 from captum.attr._utils.lrp_rules import EpsilonRule
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from sanitylib.methods.frozen import explaining
 
 __all__ = ["ATTRIBUTIONS", "FOLLOWUP_LABELS", "FOLLOWUP_METHODS", "UnsupportedModelError",
            "deeplift", "gradient_shap", "lrp", "unsupported_layers"]
@@ -149,7 +151,7 @@ def unsupported_layers(model: nn.Module, example: torch.Tensor, method: str) -> 
     modules = dict(model.named_modules())
     if isinstance(model, torch.jit.ScriptModule):
         return [f"<root> ({type(model).__name__}): a TorchScript model takes no hooks"]
-    with _eval(model):
+    with explaining(model):
         census = _census(model, example)
     leaf = {p: next(m.children(), None) is None for p, m in modules.items()}
     problems: dict[str, str] = {}
@@ -190,21 +192,6 @@ def _refuse_unsupported(model: nn.Module, x: torch.Tensor, method: str) -> None:
         raise UnsupportedModelError(
             f"{FOLLOWUP_LABELS[method]} cannot run on {type(model).__name__}: {len(problems)} "
             "layer(s) without a correct rule:\n  " + "\n  ".join(shown))
-
-
-@contextmanager
-def _eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen parameters; every module's mode and parameter's flag restored."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        for m, mode in modes:
-            m.training = mode
 
 
 def _check(x: torch.Tensor, targets: torch.Tensor, max_rows: int) -> None:
@@ -253,7 +240,7 @@ def deeplift(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *,
     _refuse_unsupported(model, x, "deeplift")
     base = _baseline_like(baseline, x)
     chunk = max(1, max_rows // 2)
-    with _eval(model), warnings.catch_warnings():
+    with explaining(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
         method = DeepLift(model, eps=eps)
         return torch.cat([method.attribute(x[i:i + chunk].clone().requires_grad_(),
@@ -310,7 +297,7 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *,
     saliency = Saliency(model)
     chunk = max(1, max_rows // samples)
     out = []
-    with _eval(model):
+    with explaining(model):
         for i in range(0, len(x), chunk):
             xi, ti = x[i:i + chunk].detach(), targets[i:i + chunk]
             alphas, picks, noise = _shap_draws(xi, len(distribution), samples, stdev, seed, i)
@@ -367,7 +354,7 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, epsilon: fl
     ruled = nn.Sequential(copy.deepcopy(model))
     method = LRP(ruled)
     maps = []
-    with _eval(ruled):
+    with explaining(ruled):
         for i in range(0, len(x), max_rows):
             _attach_rules(ruled, epsilon)
             maps.append(method.attribute(x[i:i + max_rows].clone().requires_grad_(),

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from sanitylib.methods.frozen import explaining
 
 __all__ = ["ActivationCall", "UnguidedActivationError", "activation_census", "guided_backprop"]
 
@@ -164,21 +166,6 @@ class _Dispatcher(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@contextmanager
-def _explaining(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients; each module's flag and each parameter restored."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        for m, mode in modes:
-            m.training = mode
-
-
 def _census(model: nn.Module, example: torch.Tensor) -> list[ActivationCall]:
     stack: list[str] = []
     leaf = {name or "<root>": next(m.children(), None) is None
@@ -219,7 +206,7 @@ def activation_census(model: nn.Module, example: torch.Tensor) -> list[Activatio
         (``_blocks.3._relu, call 2 of 3``), other calls by the innermost module running and the
         function (``Mixed_5b.branch1x1: torch.nn.functional.relu``, counted when repeated).
     """
-    with _explaining(model):
+    with explaining(model):
         return _census(model, example)
 
 
@@ -251,7 +238,7 @@ def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor
         return torch.zeros_like(inputs)
     device = next(iter(model.parameters()), inputs).device
     maps = []
-    with _explaining(model):
+    with explaining(model):
         calls = _census(model, inputs[:1].to(device))
         bad = [c for c in calls if c.rule == "unguided"]
         if bad:

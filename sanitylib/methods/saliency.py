@@ -21,8 +21,7 @@ methods share once. Work follows the model's device (:mod:`sanitylib.infra.devic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -30,6 +29,7 @@ from torch import nn
 
 from sanitylib.infra.device import module_device, randn
 from sanitylib.methods.attribution import ATTRIBUTIONS, FOLLOWUP_LABELS, FOLLOWUP_METHODS
+from sanitylib.methods.frozen import explaining
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
@@ -56,22 +56,6 @@ DEFAULTS: dict[str, object] = {
     "steps": 50, "baseline": 0.0, "multiply_by_inputs": True, "samples": 50,
     "noise_level": 0.15, "seed": 0, "layer": None, "relu_attributions": True,
     "max_rows": None, "memory_mb": 2048.0}
-
-
-@contextmanager
-def explaining(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no parameter gradients while explaining; restores both afterwards."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 # On a CPU, rows per pass are also capped: batches of thousands of small images run slower per
@@ -131,69 +115,113 @@ def _baseline(baseline: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
                      f"shape {tuple(x.shape[1:])} or one per input {tuple(x.shape)}")
 
 
+def _add_segment_sums(total: torch.Tensor, values: torch.Tensor, start: int,
+                      per_image: int) -> None:
+    """Add to ``total[i]`` the sum of the rows of ``values`` that belong to image ``i``, where
+    ``values`` holds the flat rows ``start ...`` of an image-major layout with ``per_image``
+    rows per image: a partial first image, whole images, a partial last image (three sums, in a
+    fixed order, so the result does not depend on the device's scheduling)."""
+    first = start // per_image
+    head = min(len(values), (first + 1) * per_image - start)
+    total[first] += values[:head].sum(0)
+    whole = (len(values) - head) // per_image
+    if whole:
+        middle = values[head:head + whole * per_image]
+        total[first + 1:first + 1 + whole] += middle.view(whole, per_image,
+                                                          *values.shape[1:]).sum(1)
+    rest = head + whole * per_image
+    if rest < len(values):
+        total[first + 1 + whole] += values[rest:].sum(0)
+
+
+class _Noise:
+    """Gaussian noise of sigma ``noise_level * (max - min)`` of each image: image ``i`` of the
+    call always draws its ``samples`` copies from the CPU generator ``seed + i`` (so results
+    depend neither on chunking nor on the device), drawn when a pass first needs them."""
+
+    def __init__(self, x: torch.Tensor, samples: int, noise_level: float, seed: int) -> None:
+        self.x, self.samples, self.seed = x, samples, seed
+        flat = x.flatten(1)
+        self.sigma = (flat.amax(1) - flat.amin(1)) * noise_level
+        self.drawn: dict[int, torch.Tensor] = {}
+
+    def rows(self, images: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
+        """The noise of copy ``copies[r]`` of image ``images[r]``, for every row ``r``."""
+        first, last = int(images[0]), int(images[-1])
+        for i in [i for i in self.drawn if i < first]:
+            del self.drawn[i]
+        for i in range(first, last + 1):
+            if i not in self.drawn:
+                draw = randn((self.samples, *self.x.shape[1:]), self.seed + i, dtype=self.x.dtype)
+                self.drawn[i] = draw.to(self.x.device) * self.sigma[i]
+        block = torch.stack([self.drawn[i] for i in range(first, last + 1)])
+        return block[images - first, copies]
+
+
+def _summed_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, per_image: int,
+                      rows: int, points: Callable[[torch.Tensor, torch.Tensor],
+                                                  tuple[torch.Tensor, torch.Tensor | None]],
+                      squares: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per image, the sum over its ``per_image`` rows of ``factor * gradient`` (and of the
+    squared gradient in float64 when ``squares``), every pass but the last exactly ``rows``
+    rows: ``points(images, subs)`` gives the model inputs of the rows (image index, row within
+    the image) and a factor (or None)."""
+    total = torch.zeros_like(x)
+    total_sq = torch.zeros(x.shape, dtype=torch.float64, device=x.device) if squares else None
+    n = len(x) * per_image
+    for start in range(0, n, rows):
+        flat = torch.arange(start, min(start + rows, n), device=x.device)
+        images, subs = flat // per_image, flat % per_image
+        inputs, factor = points(images, subs)
+        grads = _gradients(model, inputs, targets[images], rows)
+        _add_segment_sums(total, grads if factor is None else grads * factor, start, per_image)
+        if total_sq is not None:
+            _add_segment_sums(total_sq, grads.double() ** 2, start, per_image)
+    return total, total_sq
+
+
 def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
                         base: torch.Tensor, steps: int, rows: int) -> torch.Tensor:
     """Mean gradient over ``base + a (x - base)``, ``a`` in ``linspace(0, 1, steps)`` (both
-    ends), building at most ``rows`` path points at a time: whole images when their steps fit
-    in one pass, else one image's steps in pieces."""
+    ends), the (image, step) rows in passes of ``rows``."""
     alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
     shape = (-1, *[1] * (x.ndim - 1))
-    mean = torch.empty_like(x)
-    if steps <= rows:
-        per = rows // steps
-        for i in range(0, len(x), per):
-            xi, bi = x[i:i + per], base[i:i + per]
-            points = (bi.unsqueeze(1) + alphas.view(1, *shape) * (xi - bi).unsqueeze(1))
-            grads = _gradients(model, points.flatten(0, 1),
-                                   targets[i:i + per].repeat_interleave(steps), rows)
-            mean[i:i + len(xi)] = grads.view(len(xi), steps, *x.shape[1:]).mean(1)
-        return mean
-    for i in range(len(x)):  # one image's steps exceed a pass: sum them piece by piece
-        total = torch.zeros_like(x[i])
-        for k in range(0, steps, rows):
-            a = alphas[k:k + rows].view(shape)
-            points = base[i] + a * (x[i] - base[i])
-            total += _gradients(model, points, targets[i].expand(len(a)), rows).sum(0)
-        mean[i] = total / steps
-    return mean
 
+    def points(images: torch.Tensor, subs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        b = base[images]
+        return b + alphas[subs].view(shape) * (x[images] - b), None
 
-def _noise(x: torch.Tensor, samples: int, noise_level: float, seed: int,
-           first_index: int) -> torch.Tensor:
-    """(samples, B, ...) Gaussian noise, sigma = noise_level * (max - min) of each image.
-
-    Image ``i`` of the whole call always gets the noise of the CPU generator ``seed + i``, so
-    results depend neither on how images are chunked nor on the device.
-    """
-    spread = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(1, -1, *[1] * (x.ndim - 1))
-    noise = torch.stack([randn((samples, *x.shape[1:]), seed + first_index + i, dtype=x.dtype)
-                         for i in range(len(x))], dim=1)
-    return noise.to(x.device) * noise_level * spread
+    return _summed_gradients(model, x, targets, steps, rows, points)[0] / steps
 
 
 def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str,
            settings: Mapping[str, object], rows: int) -> torch.Tensor:
-    """SmoothGrad (mean), VarGrad (variance) or IG-SmoothGrad (mean IG) over noisy copies, at
-    most ``rows`` rows per pass (IG-SmoothGrad's samples x steps included)."""
+    """SmoothGrad (mean), VarGrad (variance) or IG-SmoothGrad (mean IG) over noisy copies, the
+    (image, copy[, step]) rows in passes of ``rows``. VarGrad is E[g^2] - E[g]^2 summed in
+    float64, so the difference loses nothing at float32 precision."""
     samples, steps = int(settings["samples"]), int(settings["steps"])
-    per_image = samples * (steps if method == "ig_smoothgrad" else 1)
-    chunk = max(1, rows // per_image)
-    base = _baseline(settings["baseline"], x) if method == "ig_smoothgrad" else None
-    out = torch.empty_like(x)
-    for i in range(0, len(x), chunk):
-        xi, ti = x[i:i + chunk], targets[i:i + chunk]
-        noise = _noise(xi, samples, float(settings["noise_level"]), int(settings["seed"]), i)
-        noisy = (xi.unsqueeze(0) + noise).flatten(0, 1)
-        if base is not None:
-            rep_b = base[i:i + chunk].repeat(samples, *[1] * (x.ndim - 1))
-            maps = _path_mean_gradient(model, noisy, ti.repeat(samples), rep_b, steps, rows)
-            if settings["multiply_by_inputs"]:
-                maps = maps * (noisy - rep_b)
-        else:
-            maps = _gradients(model, noisy, ti.repeat(samples), rows)
-        maps = maps.view(samples, *xi.shape)
-        out[i:i + len(xi)] = maps.var(0, unbiased=False) if method == "vargrad" else maps.mean(0)
-    return out
+    noise = _Noise(x, samples, float(settings["noise_level"]), int(settings["seed"]))
+    shape = (-1, *[1] * (x.ndim - 1))
+    if method != "ig_smoothgrad":
+        def noisy(images: torch.Tensor, subs: torch.Tensor) -> tuple[torch.Tensor, None]:
+            return x[images] + noise.rows(images, subs), None
+
+        total, total_sq = _summed_gradients(model, x, targets, samples, rows, noisy,
+                                            squares=method == "vargrad")
+        if total_sq is None:
+            return total / samples
+        mean = total.double() / samples
+        return (total_sq / samples - mean ** 2).clamp_min(0).to(x.dtype)
+    base = _baseline(settings["baseline"], x)
+    alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
+    multiply = bool(settings["multiply_by_inputs"])
+
+    def path(images: torch.Tensor, subs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = base[images]
+        moved = x[images] + noise.rows(images, subs // steps) - b
+        return b + alphas[subs % steps].view(shape) * moved, moved if multiply else None
+
+    return _summed_gradients(model, x, targets, samples * steps, rows, path)[0] / (samples * steps)
 
 
 def _gradcam(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, layer: nn.Module,
