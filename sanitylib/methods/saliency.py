@@ -58,17 +58,21 @@ DEFAULTS: dict[str, object] = {
     "max_rows": None, "memory_mb": 2048.0}
 
 
-# On a CPU, rows per pass are also capped: batches of thousands of small images run slower per
-# row than batches of a few hundred (activations fall out of cache); measured on the MNIST CNN
-# with 2 threads, 800-row passes gave 25 explanations/s and 128-256-row passes 38. A GPU takes
-# as many rows as ``memory_mb`` allows.
+# On a CPU, rows per pass are also capped: large batches run slower per row than small ones
+# once their activations fall out of cache. Measured with 2 threads: the MNIST CNN gave 25
+# explanations/s with 800-row passes and 38 with 128-256 rows; EfficientNet-Lite0 (224 x 224)
+# ran 26-31 rows/s in passes of 6-15 rows and 14-17 rows/s in passes of 30. So a CPU pass holds
+# at most 256 rows and at most 8 MB of input. A GPU takes as many rows as ``memory_mb`` allows.
 _MAX_ROWS_PER_CPU_PASS = 256
+_MAX_INPUT_BYTES_PER_CPU_PASS = 8 * 2**20
 
 
 def _default_max_rows(inputs: torch.Tensor, memory_mb: float, device: torch.device) -> int:
-    per_row = inputs[0].numel() * inputs.element_size() * _BYTES_PER_INPUT_BYTE
-    rows = max(1, int(memory_mb * 2**20 // per_row))
-    return min(rows, _MAX_ROWS_PER_CPU_PASS) if device.type == "cpu" else rows
+    row_bytes = inputs[0].numel() * inputs.element_size()
+    rows = max(1, int(memory_mb * 2**20 // (row_bytes * _BYTES_PER_INPUT_BYTE)))
+    if device.type != "cpu":
+        return rows
+    return max(1, min(rows, _MAX_ROWS_PER_CPU_PASS, _MAX_INPUT_BYTES_PER_CPU_PASS // row_bytes))
 
 
 @torch.no_grad()
@@ -412,7 +416,7 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
         relu_attributions: GradCAM's ReLU on the map.
         max_rows, memory_mb: at most ``max_rows`` model inputs per forward pass and in flight
             (IG-SmoothGrad's samples x steps included); by default derived from ``memory_mb``,
-            and at most 256 on a CPU.
+            and on a CPU at most 256 rows and 8 MB of input.
 
     Returns:
         Attributions shaped like ``inputs`` (GradCAM's single map repeated over channels).
