@@ -30,6 +30,7 @@ from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explain
 from sanitylib.methods.similarity import compare
 from sanitylib.models.mnist import build
+from sanitylib.models.under_test import model_under_test
 
 warnings.filterwarnings("ignore")
 
@@ -64,6 +65,18 @@ def quantus_mprt(model: torch.nn.Module, x: torch.Tensor, methods: list[str],
             metric(model=copy.deepcopy(model), x_batch=x.cpu().numpy(), y_batch=y, a_batch=None,
                    device=str(device), explain_func=quantus.explain,
                    explain_func_kwargs=kwargs)
+
+
+def minimum_rows(methods: list[str], blocks: int, args: argparse.Namespace) -> int:
+    """Forward + backward rows a run needs: the trained model and every seed's randomized
+    steps, each explaining every image once per method row (IG: its steps; Gradient ⊙ Input
+    shares Gradient's pass)."""
+    per_image = {"gradient": 1, "gradcam": 1,
+                 "integrated_gradients": OPTIONS["integrated_gradients"]["steps"]}
+    needed = sum(per_image[m] for m in methods if m in per_image)
+    if "gradient_x_input" in methods and "gradient" not in methods:
+        needed += 1
+    return (1 + args.seeds * blocks) * args.images * needed
 
 
 def timed(label: str, model: torch.nn.Module, run: Callable[[], None]) -> float:
@@ -102,8 +115,11 @@ def main() -> None:
     plain_loop(model, x[:2], list(QUANTUS_NAMES), [0])
     if have_quantus:
         quantus_mprt(model, x[:4], list(QUANTUS_NAMES), [0], device)
+    blocks = len(model_under_test(model).blocks)
     for methods in (["gradient"], list(QUANTUS_NAMES)):
-        print(f"\nmethods: {', '.join(methods)}")
+        print(f"\nmethods: {', '.join(methods)}; the minimum: {minimum_rows(methods, blocks, args)} "
+              "fwd+bwd rows (the original model once, each seed's steps once, shared passes "
+              "shared), no prediction rows")
         with tempfile.TemporaryDirectory() as cache:
             os.environ["SANITYLIB_CACHE"] = cache
             ours = timed("sanitylib randomization_run", model, lambda methods=methods: randomization_run(

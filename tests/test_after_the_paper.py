@@ -85,3 +85,14 @@ def test_recommendation_table_turns_the_book_tests_onto_the_scale():
     assert table.loc["gradient", "parameter_randomization"] == pytest.approx(0.75)
     assert table.loc["gradient", "infidelity"] == pytest.approx(0.7)
     assert table.loc["lrp"].isna().all()
+
+
+def test_emprt_reading_ranks_the_method_under_both_tests():
+    from sanitylib.experiments.after_the_paper import emprt_reading
+
+    summary = pd.DataFrame({"model": "cnn", "test": ["emprt"] * 3 + ["mprt_top_down"] * 3,
+                            "method": ["gradient", "guided_backprop", "control_sobel"] * 2,
+                            "mean": [0.1, 0.5, 0.0, -0.05, 0.4, 1.0]})
+    text = emprt_reading(summary)
+    assert "under eMPRT Guided BackProp ranks 1 of 2 (+0.50" in text
+    assert "under top-down MPRT 2 of 2 (similarity 0.40" in text
