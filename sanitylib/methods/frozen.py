@@ -16,7 +16,9 @@ def explaining(model: nn.Module) -> Iterator[nn.Module]:
     parameter's gradient flag are restored afterwards (a model half in training mode stays so)."""
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval().requires_grad_(False)
+    model.eval()
+    for p, _ in flags:  # per parameter: a TorchScript module has no requires_grad_
+        p.requires_grad_(False)
     try:
         yield model
     finally:
