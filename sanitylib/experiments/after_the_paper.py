@@ -12,31 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
 
+from sanitylib.data.images import load_dataset
 from sanitylib.experiments.ceiling import CUTOFFS, place
 from sanitylib.experiments.followups import TESTS
+from sanitylib.experiments.imagenet import load_networks
+from sanitylib.experiments.parameter_randomization import method_options
 from sanitylib.experiments.runner import summarize_scores
 from sanitylib.methods.saliency import LABELS
+from sanitylib.models.training import TrainConfig, train
+from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 __all__ = [
     "SCALED_TESTS",
-    "SIMILARITY_METRIC",
+    "Subject",
     "book_tests",
     "emprt_reading",
     "final_scores",
     "followup_summary",
+    "load_subjects",
+    "method_settings",
     "recommendation",
     "recommendation_table",
     "scaled_summary",
 ]
 
-#: The similarity each similarity-based test reads (the tests' own defaults).
-SIMILARITY_METRIC = {t: TESTS[t].defaults["metric"] for t in
-                     ("mprt_top_down", "mprt_bottom_up", "smprt", "random_logit",
-                      "input_invariance")}
 #: Tests whose similarity goes on the floor-to-ceiling scale, and whether a sound method should
 #: sit near the floor ("low": the maps must change) or near the ceiling ("high").
 SCALED_TESTS = {"mprt_top_down": "low", "mprt_bottom_up": "low", "smprt": "low",
@@ -247,3 +252,42 @@ def emprt_reading(summary: pd.DataFrame, labels: Mapping[str, str] = LABELS,
                      f"MPRT {m_rank} of {m_n} (similarity {m_value:.2f} after full "
                      "randomization).")
     return "\n".join(lines)
+
+
+class Subject(NamedTuple):
+    """One network of the chapter with what it is tested on and how."""
+
+    model: ModelUnderTest
+    inputs: torch.Tensor
+    dataset: str
+    methods: list[str]
+    tests: list[str]
+    seeds: list[int]
+    options: dict[str, dict[str, object]]
+
+
+def method_settings(steps: int, draws: int) -> dict[str, dict[str, object]]:
+    """Per-method settings: IG ``steps``, ``draws`` noise samples (Gradient SHAP's included)."""
+    return {**method_options(steps, draws), "gradient_shap": {"samples": draws}}
+
+
+def load_subjects(dataset: str, training: Mapping[str, Mapping[str, object]], n_images: int,
+                  methods: Sequence[str], seeds: Sequence[int], ig_steps: int, samples: int,
+                  imagenet_networks: Sequence[str], photographs: Sequence[str],
+                  imagenet_methods: Sequence[str], imagenet_tests: Sequence[str],
+                  imagenet_ig_steps: int, imagenet_samples: int
+                  ) -> tuple[dict[str, Subject], dict[str, str]]:
+    """The chapter's networks: the CNN trained on ``dataset`` (every test, all ``seeds``) and
+    each ImageNet network that loads (its own methods and tests, the first seed), with
+    ``{network: why it was skipped}`` for the others."""
+    data = load_dataset(dataset)
+    cnn = model_under_test(train(TrainConfig("cnn", dataset, "true", **training["true"]), data,
+                                 verbose=False).model)
+    subjects = {"cnn": Subject(cnn, data.x_test[:n_images], dataset, list(methods), list(TESTS),
+                               list(seeds), method_settings(ig_steps, samples))}
+    networks, skipped = load_networks(imagenet_networks, photographs)
+    for name, net in networks.items():
+        subjects[name] = Subject(net.model, net.inputs, "photographs", list(imagenet_methods),
+                                 list(imagenet_tests), [seeds[0]],
+                                 method_settings(imagenet_ig_steps, imagenet_samples))
+    return subjects, skipped
