@@ -44,7 +44,8 @@ browser:
 	  || echo ">> chromium not installed: the report's browser test will be skipped"
 
 notebooks: venv data
-	SANITYLIB_RESULTS=$(CURDIR)/results $(PY) scripts/run_notebooks.py --profile $(PROFILE)
+	SANITYLIB_RESULTS=$(CURDIR)/results $(PY) scripts/run_notebooks.py --profile $(PROFILE) \
+		$(if $(FORCE),--force)
 
 # MathJax served from the book itself (npm's mathjax package, pinned), never from a CDN.
 MATHJAX := book/_static/mathjax

@@ -1,15 +1,23 @@
 """Execute the book's notebooks with papermill under a profile of parameters.
 
-Usage: python scripts/run_notebooks.py --profile book [--only 01_models ...]
+Usage: python scripts/run_notebooks.py --profile book [--only 01_models ...] [--force]
 
 The notebooks come from ``_toc.yml`` (``book/executed/NAME`` is the output of
 ``notebooks/NAME.ipynb``); ``profiles.yml`` gives each profile's parameters. Only parameters a
 notebook declares in its ``parameters`` cell are passed to it.
+
+An executed notebook is kept, not run again, when its execution key is unchanged: the key hashes
+everything that produced it (the notebook, its parameters, the library's code, this script, the
+pinned environment, the Python version, the device, the ``SANITYLIB_*`` settings and the offline
+data files outside the pinned environment), and the results files it wrote must still be there
+with the bytes they had. Anything else, or ``--force``, runs it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import re
@@ -22,6 +30,8 @@ import papermill
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where the executed notebook records how it was made.
+BUILD_METADATA = "sanitylib_build"
 
 
 def toc_notebooks() -> list[str]:
@@ -71,10 +81,78 @@ def tidy_for_reading(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _offline_data_files() -> list[Path]:
+    """The data files outside the pinned environment: Debian's Fashion-MNIST and the nearest
+    ``shared/data/sst2`` folder (the loaders' other sources are pinned packages)."""
+    from sanitylib.data.images import DEBIAN_FASHION_DIR
+    shared = [a / "shared" / "data" / "sst2" for a in [ROOT, *ROOT.parents]]
+    folders = [DEBIAN_FASHION_DIR, *[f for f in shared if f.is_dir()][:1]]
+    return sorted(f for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file())
+
+
+def environment_key() -> str:
+    """The part of every notebook's execution key that does not depend on the notebook."""
+    from sanitylib.infra.device import default_device
+    digest = hashlib.sha256()
+    files = sorted((ROOT / "sanitylib").rglob("*.py")) + [Path(__file__).resolve(),
+                                                          ROOT / "requirements.lock"]
+    for path in files + _offline_data_files():
+        digest.update(f"{path}:{_sha256(path)}\n".encode())
+    settings = {k: v for k, v in os.environ.items() if k.startswith("SANITYLIB_")}
+    digest.update(json.dumps({"python": sys.version, "device": str(default_device()),
+                              "settings": settings}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def execution_key(environment: str, source: Path, profile: str, params: dict) -> str:
+    """SHA-256 of the environment key, the notebook's bytes, the profile and the parameters."""
+    digest = hashlib.sha256(environment.encode())
+    digest.update(_sha256(source).encode())
+    digest.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _results_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
+
+
+def up_to_date(executed: Path, key: str, results_root: Path) -> bool:
+    """True when ``executed`` was made under ``key`` and every results file it wrote is unchanged."""
+    if not executed.is_file():
+        return False
+    try:
+        record = nbformat.read(executed, as_version=4).metadata.get(BUILD_METADATA) or {}
+    except (OSError, ValueError):  # an unreadable notebook (not JSON, truncated) is rebuilt
+        return False
+    if record.get("key") != key:
+        return False
+    return all((results_root / name).is_file() and _sha256(results_root / name) == sha
+               for name, sha in (record.get("results") or {}).items())
+
+
+def record_build(executed: Path, key: str, results_root: Path,
+                 before: dict[str, tuple[int, int]]) -> int:
+    """Store the key and the results files the run wrote (new or changed) in the notebook."""
+    after = _results_state(results_root)
+    written = sorted(name for name, state in after.items() if before.get(name) != state)
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.metadata[BUILD_METADATA] = {
+        "key": key, "results": {name: _sha256(results_root / name) for name in written}}
+    nbformat.write(notebook, executed)
+    return len(written)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="book")
     parser.add_argument("--only", nargs="*", default=None, help="notebook names to run")
+    parser.add_argument("--force", action="store_true",
+                        help="run every notebook even when its execution key is unchanged")
     args = parser.parse_args()
     # papermill's log_output goes through its logger: show cell output (training epochs) live.
     logging.basicConfig(format="%(message)s")
@@ -96,18 +174,28 @@ def main() -> int:
     os.environ.setdefault("SANITYLIB_CACHE", str(ROOT / ".cache"))
     out_dir = ROOT / "book" / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
+    results_root = Path(os.environ["SANITYLIB_RESULTS"])
     start = time.perf_counter()
+    environment = environment_key()
     for i, name in enumerate(names, 1):
-        source = ROOT / "notebooks" / f"{name}.ipynb"
+        source, executed = ROOT / "notebooks" / f"{name}.ipynb", out_dir / f"{name}.ipynb"
         params = parameters_for(profile, name, source)
+        key = execution_key(environment, source, args.profile, params)
+        if not args.force and up_to_date(executed, key, results_root):
+            print(f">> [{i}/{len(names)}] {name}: unchanged (key {key[:12]}), kept {executed.name} "
+                  "and its results", flush=True)
+            continue
         print(f"\n>> [{i}/{len(names)}] {name} (profile {args.profile}; {len(names) - i} left "
               f"after this) parameters: {params}", flush=True)
         t0 = time.perf_counter()
-        papermill.execute_notebook(str(source), str(out_dir / f"{name}.ipynb"), parameters=params,
+        before = _results_state(results_root)
+        papermill.execute_notebook(str(source), str(executed), parameters=params,
                                    kernel_name="python3", progress_bar=True, log_output=True,
                                    cwd=str(ROOT / "notebooks"))
-        tidy_for_reading(out_dir / f"{name}.ipynb")
-        print(f">> {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        tidy_for_reading(executed)
+        n_written = record_build(executed, key, results_root, before)
+        print(f">> {name} done in {time.perf_counter() - t0:.0f} s ({n_written} results files)",
+              flush=True)
     print(f"\n>> {len(names)} notebook(s) in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

@@ -76,6 +76,15 @@ def test_place_by_hand_including_distances_and_an_undefined_scale():
     assert np.isnan(placed.loc["d", "position"]) and CUTOFFS == (0.2, 0.8)
 
 
+def test_place_reads_any_value_column_and_names_the_columns_when_missing():
+    summary = pd.DataFrame({"method": ["a"], "metric": ["spearman"], "median": [0.6]})
+    floor = pd.DataFrame({"metric": ["spearman"], "mean": [0.2]})
+    ceiling = pd.DataFrame({"method": ["a"], "metric": ["spearman"], "mean": [1.0]})
+    assert place(summary, floor, ceiling, "median").position[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no column 'mean'; columns: method, metric, median"):
+        place(summary, floor, ceiling)
+
+
 def test_place_takes_the_runner_tables():
     torch.manual_seed(0)
     model = build("cnn")

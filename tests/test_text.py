@@ -13,7 +13,12 @@ from transformers import BertConfig, BertModel, BertTokenizer
 
 from sanitylib.data.sources import DataUnavailableError
 from sanitylib.data.text import load_sst2, read_sst2_tsv, sample
-from sanitylib.experiments.text import random_baseline, randomization_test
+from sanitylib.experiments.text import (
+    perturbation_ceiling,
+    random_baseline,
+    randomization_test,
+    scaled_blocks,
+)
 from sanitylib.experiments.text_quality import evaluation_metrics, forward_on_embeddings
 from sanitylib.figures.text import highlight, short_block
 from sanitylib.methods.randomization import randomize
@@ -259,6 +264,39 @@ def test_randomization_test_scores(model, batch, tokenizer):
     assert set(run.importance[1]) == set(run.steps)
     with pytest.raises(ValueError, match="valid choices: recompute, fixed"):
         randomization_test(model, batch, reference, target="own")
+
+
+def test_perturbation_ceiling_is_one_at_zero_and_falls_with_the_perturbation(model, batch,
+                                                                              tokenizer):
+    reference = reference_ids(batch, tokenizer)
+    exact = perturbation_ceiling(model, batch, reference, steps=8, relative=0.0, seeds=[0])
+    # 2 granularities, 4 methods, 3 metrics, 3 sentences.
+    assert len(exact) == 2 * 4 * 3 * 3 and set(exact.seed) == {0}
+    np.testing.assert_allclose(exact[exact.metric == "cosine"].value, 1.0, atol=1e-6)
+    np.testing.assert_allclose(exact[exact.metric == "l2_distance"].value, 0.0, atol=1e-3)
+    cosine = {relative: perturbation_ceiling(model, batch, reference, steps=8, relative=relative,
+                                             seeds=[0, 1]).query("metric == 'cosine'").value.mean()
+              for relative in (1e-3, 0.5)}
+    assert cosine[1e-3] > 0.99 > cosine[0.5]
+
+
+def test_scaled_blocks_places_medians_and_means_of_the_randomized_blocks(model, batch,
+                                                                         tokenizer):
+    reference = reference_ids(batch, tokenizer)
+    run = randomization_test(model, batch, reference, seeds=[0, 1], steps=8, verbose=False)
+    floor = random_baseline(batch.attention_mask, n=50)
+    ceiling = perturbation_ceiling(model, batch, reference, steps=8, seeds=[0])
+    scaled = scaled_blocks(run.scores, floor, ceiling)
+    # 2 statistics x 5 randomized blocks x 4 methods x 3 metrics, token level only.
+    assert len(scaled) == 2 * 5 * 4 * 3 and "original" not in set(scaled.block)
+    row = scaled[(scaled.statistic == "median") & (scaled.method == "ig_local")
+                 & (scaled.metric == "cosine") & (scaled.step == 1)].iloc[0]
+    values = run.scores.query("granularity == 'token' and method == 'ig_local' and "
+                              "metric == 'cosine' and step == 1").value
+    top = ceiling.query("granularity == 'token' and method == 'ig_local' and metric == 'cosine'")
+    bottom = floor.set_index("metric").loc["cosine", "mean"]
+    assert row.value == pytest.approx(values.median())
+    assert row.position == pytest.approx((values.median() - bottom) / (top.value.mean() - bottom))
 
 
 def test_random_baseline_of_unit_maps():

@@ -115,13 +115,15 @@ def ceiling_table(scores: pd.DataFrame, by: Sequence[str] = ("method", "metric")
     return scores.groupby(list(by), sort=False)["value"].apply(one).unstack().reset_index()
 
 
-def place(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame) -> pd.DataFrame:
+def place(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame,
+          value: str = "mean") -> pd.DataFrame:
     """``summary`` (a ``mean`` per method and metric, e.g. from
-    :func:`sanitylib.experiments.runner.summarize_scores`) on the floor-to-ceiling scale.
+    :func:`sanitylib.experiments.runner.summarize_scores`; or any other ``value`` column, such
+    as a median) on the floor-to-ceiling scale.
 
     ``floor`` has a ``mean`` per ``metric`` (:func:`~sanitylib.experiments.runner.baseline_table`),
     ``ceiling`` a ``mean`` per ``method`` and ``metric`` (:func:`ceiling_table`). Adds ``floor``,
-    ``ceiling``, ``position = (mean - floor) / (ceiling - floor)`` and ``verdict``: "changes"
+    ``ceiling``, ``position = (value - floor) / (ceiling - floor)`` and ``verdict``: "changes"
     (position below ``CUTOFFS[0]``), "partly", or "still similar" (above ``CUTOFFS[1]``). Where
     the ceiling is not more similar than the floor (``ceiling <= floor``; for
     :data:`DISTANCES` ``ceiling >= floor``) the scale does not exist: position NaN, verdict
@@ -133,7 +135,9 @@ def place(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame) -> 
                            how="left")
     merged = merged.merge(ceiling[["method", "metric", "mean"]].rename(columns={"mean": "ceiling"}),
                           on=["method", "metric"], how="left")
-    merged["position"], merged["verdict"] = scale_verdicts(merged["mean"], merged["floor"],
+    if value not in summary:
+        raise ValueError(f"summary has no column {value!r}; columns: {', '.join(summary.columns)}")
+    merged["position"], merged["verdict"] = scale_verdicts(merged[value], merged["floor"],
                                                            merged["ceiling"], merged["metric"])
     return merged
 

@@ -7,6 +7,8 @@ attribution over the embedding dimension to get one importance per token and nor
 L2 norm; randomize the model's blocks in cascade, top to bottom, with 10 trials per block, and
 compare each trial's explanations with the original ones by cosine similarity, Spearman rank
 correlation and Euclidean distance. (Infidelity and max-sensitivity: :mod:`sanitylib.experiments.text_quality`.)
+:func:`perturbation_ceiling` gives the other end of the scale, as on images
+(:mod:`sanitylib.experiments.ceiling`): the same classifier with every weight moved by 0.1 %.
 
 - Attribution: Captum's ``LayerIntegratedGradients`` (Gauss-Legendre rule, the library's default)
   from the Captum BERT tutorial's reference, the sentence with every token but [CLS] and [SEP]
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sanitylib.experiments.ceiling import ceiling_table, perturbed, place
 from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
@@ -41,8 +44,12 @@ from sanitylib.methods.text import (
 )
 from sanitylib.models.text import Batch, TextClassifier
 
+__all__ = ["TextRandomizationRun", "compare_models", "perturbation_ceiling", "random_baseline",
+           "randomization_test", "scaled_blocks", "score_table"]
+
 #: The code the text explanations depend on (part of their cache keys).
 TEXT_CODE = (text_methods, saliency, randomization, similarity)
+
 
 def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mapping[str, np.ndarray]],
                 mask: torch.Tensor, metrics: Sequence[str] = METRICS,
@@ -58,6 +65,56 @@ def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mappi
                                           "method": method, "metric": metric,
                                           "sentence": np.arange(len(values)), "value": values}))
     return pd.concat(rows, ignore_index=True)
+
+
+def _original(model: TextClassifier, batch: Batch, reference: torch.Tensor, steps: int
+              ) -> dict[str, object]:
+    """The trained model's normalised maps (for its predicted classes) and predictions, cached."""
+    key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
+           "steps": steps, "step": "original"}
+    return cached("text_explanations", key, lambda: {
+        "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
+        "predictions": predicted_class(model, batch)}, code=TEXT_CODE)
+
+
+def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
+                         steps: int = 20, relative: float = 1e-3, seeds: Sequence[int] = (0,),
+                         metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """How similar explanations of the same function are: the trained model's against those of
+    copies with every weight ``p`` replaced by ``p * (1 + relative * N(0, 1))``
+    (:func:`sanitylib.experiments.ceiling.perturbed`, one copy per seed), both for the trained
+    model's predicted class. Tidy :func:`score_table` rows with ``seed`` (cached per seed)."""
+    first = _original(model, batch, reference, steps)
+    tables = []
+    for seed in seeds:
+        other = cached("text_explanations",
+                       {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
+                        "steps": steps, "perturbation": relative, "seed": seed},
+                       lambda seed=seed: normalised_maps(
+                           explain_text(perturbed(model, relative, seed), batch, reference, steps,
+                                        first["predictions"]), batch.attention_mask),
+                       code=(*TEXT_CODE, perturbed))
+        tables.append(score_table(first["maps"], other, batch.attention_mask, metrics)
+                      .assign(seed=seed, relative=relative))
+    return pd.concat(tables, ignore_index=True)
+
+
+def scaled_blocks(scores: pd.DataFrame, floor: pd.DataFrame, ceiling_scores: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """Every randomized block's token-level similarity on the random-to-ceiling scale
+    (:func:`sanitylib.experiments.ceiling.place`), for two statistics over trials and sentences:
+    the median, which the chapter reads (the similarity after the classifier is randomized is
+    bimodal, a sign flip when the random classifier predicts the other class), and the mean.
+
+    ``scores``: :attr:`TextRandomizationRun.scores`; ``floor``: :func:`random_baseline`;
+    ``ceiling_scores``: :func:`perturbation_ceiling`. Tidy rows per (statistic, block, method,
+    metric) with ``value``, ``floor``, ``ceiling``, ``position`` and ``verdict``."""
+    token = scores[(scores.granularity == "token") & (scores.block != "original")]
+    ceiling = ceiling_table(ceiling_scores[ceiling_scores.granularity == "token"])
+    grouped = token.groupby(["step", "block", "method", "metric"], as_index=False).value
+    return pd.concat([place(statistic(grouped).assign(statistic=name), floor, ceiling, "value")
+                      for name, statistic in (("median", lambda g: g.median()),
+                                              ("mean", lambda g: g.mean()))], ignore_index=True)
 
 
 @dataclass
@@ -113,9 +170,7 @@ def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Ten
     names = step_names(model)
     base_key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
                 "steps": steps, "target": target}
-    first = cached("text_explanations", {**base_key, "step": "original"}, lambda: {
-        "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
-        "predictions": predicted_class(model, batch)}, code=TEXT_CODE)
+    first = _original(model, batch, reference, steps)
     original, fixed = first["maps"], first["predictions"] if target == "fixed" else None
     run = TextRandomizationRun(pd.DataFrame(), names)
     rows = [score_table(original, original, batch.attention_mask, metrics).assign(
