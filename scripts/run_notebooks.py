@@ -8,9 +8,10 @@ notebook declares in its ``parameters`` cell are passed to it.
 
 An executed notebook is kept, not run again, when its execution key is unchanged: the key hashes
 everything that produced it (the notebook, its parameters, the library's code, this script, the
-pinned environment, the Python version, the device, the ``SANITYLIB_*`` settings and the offline
-data files outside the pinned environment), and the results files it wrote must still be there
-with the bytes they had. Anything else, or ``--force``, runs it again.
+pinned environment, the Python version, the device, the ``SANITYLIB_*`` settings, the offline
+data files outside the pinned environment, and the results files the chapters before it wrote),
+and the results files it wrote must still be there with the bytes they had. Anything else, or
+``--force``, runs it again.
 """
 
 from __future__ import annotations
@@ -108,11 +109,15 @@ def environment_key() -> str:
     return digest.hexdigest()
 
 
-def execution_key(environment: str, source: Path, profile: str, params: dict) -> str:
-    """SHA-256 of the environment key, the notebook's bytes, the profile and the parameters."""
+def execution_key(environment: str, source: Path, profile: str, params: dict,
+                  upstream: dict[str, str] | None = None) -> str:
+    """SHA-256 of the environment key, the notebook's bytes, the profile, the parameters and
+    ``upstream``: the results files (name -> SHA-256) that the chapters before it wrote, which
+    it may read (the findings page reads them all)."""
     digest = hashlib.sha256(environment.encode())
     digest.update(_sha256(source).encode())
-    digest.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True).encode())
+    digest.update(json.dumps({"profile": profile, "parameters": params,
+                              "upstream": upstream or {}}, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -121,14 +126,18 @@ def _results_state(root: Path) -> dict[str, tuple[int, int]]:
             for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
 
 
+def build_record(executed: Path) -> dict:
+    """What :func:`record_build` stored in ``executed`` (``key``, ``results``); empty when the
+    notebook is missing, unreadable (not JSON, truncated) or was not built by this script."""
+    try:
+        return dict(nbformat.read(executed, as_version=4).metadata.get(BUILD_METADATA) or {})
+    except (OSError, ValueError):
+        return {}
+
+
 def up_to_date(executed: Path, key: str, results_root: Path) -> bool:
     """True when ``executed`` was made under ``key`` and every results file it wrote is unchanged."""
-    if not executed.is_file():
-        return False
-    try:
-        record = nbformat.read(executed, as_version=4).metadata.get(BUILD_METADATA) or {}
-    except (OSError, ValueError):  # an unreadable notebook (not JSON, truncated) is rebuilt
-        return False
+    record = build_record(executed)
     if record.get("key") != key:
         return False
     return all((results_root / name).is_file() and _sha256(results_root / name) == sha
@@ -162,13 +171,14 @@ def main() -> int:
         print(f"unknown profile {args.profile!r}; valid choices: {', '.join(profiles)}")
         return 2
     profile = profiles[args.profile] or {}
-    names = toc_notebooks()
+    order = toc_notebooks()
+    names = order
     if args.only:
-        unknown = sorted(set(args.only) - set(names))
+        unknown = sorted(set(args.only) - set(order))
         if unknown:
-            print(f"unknown notebook(s) {unknown}; valid choices: {', '.join(names)}")
+            print(f"unknown notebook(s) {unknown}; valid choices: {', '.join(order)}")
             return 2
-        names = [n for n in names if n in args.only]
+        names = [n for n in order if n in args.only]
     # The kernels inherit these: results and caches land in the repository, not in notebooks/.
     os.environ.setdefault("SANITYLIB_RESULTS", str(ROOT / "results"))
     os.environ.setdefault("SANITYLIB_CACHE", str(ROOT / ".cache"))
@@ -177,13 +187,19 @@ def main() -> int:
     results_root = Path(os.environ["SANITYLIB_RESULTS"])
     start = time.perf_counter()
     environment = environment_key()
-    for i, name in enumerate(names, 1):
+    upstream: dict[str, str] = {}  # results files the chapters so far wrote -> SHA-256
+    for name in order:
         source, executed = ROOT / "notebooks" / f"{name}.ipynb", out_dir / f"{name}.ipynb"
+        if name not in names:
+            upstream.update(build_record(executed).get("results") or {})
+            continue
+        i = names.index(name) + 1
         params = parameters_for(profile, name, source)
-        key = execution_key(environment, source, args.profile, params)
+        key = execution_key(environment, source, args.profile, params, upstream)
         if not args.force and up_to_date(executed, key, results_root):
             print(f">> [{i}/{len(names)}] {name}: unchanged (key {key[:12]}), kept {executed.name} "
                   "and its results", flush=True)
+            upstream.update(build_record(executed).get("results") or {})
             continue
         print(f"\n>> [{i}/{len(names)}] {name} (profile {args.profile}; {len(names) - i} left "
               f"after this) parameters: {params}", flush=True)
@@ -194,6 +210,7 @@ def main() -> int:
                                    cwd=str(ROOT / "notebooks"))
         tidy_for_reading(executed)
         n_written = record_build(executed, key, results_root, before)
+        upstream.update(build_record(executed).get("results") or {})
         print(f">> {name} done in {time.perf_counter() - t0:.0f} s ({n_written} results files)",
               flush=True)
     print(f"\n>> {len(names)} notebook(s) in {time.perf_counter() - start:.0f} s", flush=True)

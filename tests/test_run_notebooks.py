@@ -68,6 +68,22 @@ def test_execution_key_covers_notebook_profile_and_parameters(tmp_path: Path):
     assert base != run_notebooks.execution_key("env", source, "book", {"n": 1})
 
 
+def test_execution_key_covers_what_earlier_chapters_wrote(tmp_path: Path):
+    source = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), source)
+    keys = {run_notebooks.execution_key("env", source, "book", {}, upstream)
+            for upstream in (None, {"a/t.csv": "1"}, {"a/t.csv": "2"}, {"b/t.csv": "1"})}
+    assert len(keys) == 4
+
+
+def test_build_record_of_a_missing_or_foreign_notebook_is_empty(tmp_path: Path, built):
+    assert run_notebooks.build_record(tmp_path / "missing.ipynb") == {}
+    foreign = tmp_path / "foreign.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), foreign)
+    assert run_notebooks.build_record(foreign) == {}
+    assert run_notebooks.build_record(built[0])["key"] == "k1"
+
+
 def test_environment_key_follows_settings(monkeypatch):
     monkeypatch.setenv("SANITYLIB_DEVICE", "cpu")
     first = run_notebooks.environment_key()

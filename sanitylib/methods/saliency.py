@@ -33,8 +33,9 @@ from sanitylib.methods.frozen import explaining
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["ALL_METHODS", "DEFAULTS", "LABELS", "METHODS", "explain", "explain_and_predict",
-           "explain_methods", "explaining", "predicted_class"]
+__all__ = ["ALL_METHODS", "DEFAULTS", "LABELS", "METHODS", "baseline_batch", "explain",
+           "explain_and_predict", "explain_methods", "explaining", "max_rows_per_pass",
+           "predicted_class"]
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
            "ig_smoothgrad", "vargrad", "guided_backprop", "gradcam", "guided_gradcam")
@@ -67,12 +68,21 @@ _MAX_ROWS_PER_CPU_PASS = 256
 _MAX_INPUT_BYTES_PER_CPU_PASS = 8 * 2**20
 
 
-def _default_max_rows(inputs: torch.Tensor, memory_mb: float, device: torch.device) -> int:
+def _default_max_rows(inputs: torch.Tensor, memory_mb: float) -> int:
     row_bytes = inputs[0].numel() * inputs.element_size()
     rows = max(1, int(memory_mb * 2**20 // (row_bytes * _BYTES_PER_INPUT_BYTE)))
-    if device.type != "cpu":
+    if inputs.device.type != "cpu":
         return rows
     return max(1, min(rows, _MAX_ROWS_PER_CPU_PASS, _MAX_INPUT_BYTES_PER_CPU_PASS // row_bytes))
+
+
+def max_rows_per_pass(x: torch.Tensor, settings: Mapping[str, Mapping[str, object]]) -> int:
+    """The rows one forward-backward pass may hold when ``settings`` (method -> its settings,
+    :data:`DEFAULTS` filled in) share passes over ``x`` (on the device the passes run on): the
+    smallest ``max_rows``, where a method leaves it unset the rows that fit in its ``memory_mb``
+    (on the CPU also at most 256 rows and 8 MB of input)."""
+    return min((int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"])))
+                for s in settings.values()), default=_default_max_rows(x, 2048.0))
 
 
 @torch.no_grad()
@@ -105,8 +115,9 @@ def _resolve_target(model: nn.Module, inputs: torch.Tensor, target: int | torch.
     return target
 
 
-def _baseline(baseline: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
-    """``baseline`` as a (B, ...) view: a number, one input's shape, or one per input."""
+def baseline_batch(baseline: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """``baseline`` as a (B, ...) view on ``x``'s device: a number, one input's shape, or one per
+    input; any other shape is refused with the valid ones."""
     base = torch.as_tensor(baseline, dtype=x.dtype).to(x.device)
     if base.shape == x.shape:
         return base
@@ -216,7 +227,7 @@ def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str
             return total / samples
         mean = total.double() / samples
         return (total_sq / samples - mean ** 2).clamp_min(0).to(x.dtype)
-    base = _baseline(settings["baseline"], x)
+    base = baseline_batch(settings["baseline"], x)
     alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
     multiply = bool(settings["multiply_by_inputs"])
 
@@ -327,17 +338,16 @@ class _Shared:
 def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
          settings: Mapping[str, object]) -> torch.Tensor:
     model, x, targets = shared.model, shared.x, shared.targets
-    rows = int(settings["max_rows"] or _default_max_rows(x, float(settings["memory_mb"]),
-                                                         x.device))
+    rows = max_rows_per_pass(x, {method: settings})
     if method in ("gradient", "gradient_x_input"):
         grads = shared.done[("gradient",)]
         return grads * x if method == "gradient_x_input" else grads
     if method in ATTRIBUTIONS:
-        return ATTRIBUTIONS[method](model, x, targets, baseline=_baseline(settings["baseline"], x),
+        return ATTRIBUTIONS[method](model, x, targets, baseline=baseline_batch(settings["baseline"], x),
                                     samples=int(settings["samples"]), seed=int(settings["seed"]),
                                     max_rows=rows)
     if method == "integrated_gradients":
-        base = _baseline(settings["baseline"], x)
+        base = baseline_batch(settings["baseline"], x)
         mean = _path_mean_gradient(model, x, targets, base, int(settings["steps"]), rows)
         return mean * (x - base) if settings["multiply_by_inputs"] else mean
     if method in ("smoothgrad", "vargrad", "ig_smoothgrad"):
@@ -367,8 +377,7 @@ def explain_and_predict(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     settings = {m: _check_settings(m, options.get(m, {})) for m in methods}
     module = model.module if isinstance(model, ModelUnderTest) else model
     x = inputs.detach().to(module_device(module))
-    rows = min((int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"]), x.device))
-                for s in settings.values()), default=_default_max_rows(x, 2048.0, x.device))
+    rows = max_rows_per_pass(x, settings)
     needs_gradient = any(m in ("gradient", "gradient_x_input") for m in methods)
     with explaining(module):
         shared = _Shared(module, x, target, needs_gradient, rows)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from sanitylib.infra.device import module_device
-from sanitylib.methods.saliency import DEFAULTS, _baseline, _default_max_rows
+from sanitylib.methods.saliency import DEFAULTS, baseline_batch, max_rows_per_pass
 
 __all__ = ["STACKABLE", "stacked_explain"]
 
@@ -74,8 +74,7 @@ def stacked_explain(models: Sequence[nn.Module], inputs: torch.Tensor, methods: 
     k = len(models)
     device = module_device(models[0])
     x = inputs.detach().to(device)
-    rows = min((int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"]), device))
-                for s in settings.values()), default=_default_max_rows(x, 2048.0, device))
+    rows = max_rows_per_pass(x, settings)
     per_pass = max(1, rows // k)  # points per pass: every copy sees each of them
     stack = _Stack(models)
     targets = None
@@ -107,7 +106,7 @@ def _stacked_ig(stack: _Stack, x: torch.Tensor, targets: torch.Tensor,
                 settings: Mapping[str, object], per_pass: int) -> torch.Tensor:
     """Integrated Gradients of every copy, the path points shared: whole images per pass when
     their steps fit, else one image's steps in pieces (as ``explain`` does)."""
-    steps, base = int(settings["steps"]), _baseline(settings["baseline"], x)
+    steps, base = int(settings["steps"]), baseline_batch(settings["baseline"], x)
     alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
     shape = (-1, *[1] * (x.ndim - 1))
     k = targets.shape[0]
