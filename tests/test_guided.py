@@ -157,6 +157,40 @@ def test_guard_names_unguided_sites(model, sites):
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
+class Switching(nn.Module):
+    """A ReLU network that turns to GELU once ``switched``: its structure does not change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out, self.switched = nn.Linear(3, 3), nn.Linear(3, 2), False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out((F.gelu if self.switched else F.relu)(self.fc(x)))
+
+
+def test_census_is_taken_once_per_module_and_shape(monkeypatch):
+    from sanitylib.methods import guided
+    taken = []
+    census = guided._census
+    monkeypatch.setattr(guided, "_census", lambda m, x: taken.append(x.shape) or census(m, x))
+    model, target = Switching(), torch.tensor([0, 1])
+    first = guided_backprop(model, torch.randn(2, 3), target)
+    with torch.no_grad():
+        model.fc.weight.mul_(2)  # new weights, same module: no new census
+    guided_backprop(model, torch.randn(2, 3), target)
+    assert len(taken) == 1 and torch.isfinite(first).all()
+    guided_backprop(nn.Sequential(model), torch.randn(2, 3), target)  # another module
+    assert len(taken) == 2
+
+
+def test_a_call_the_remembered_census_did_not_see_is_refused():
+    model, target = Switching(), torch.tensor([0, 1])
+    guided_backprop(model, torch.randn(2, 3), target)
+    model.switched = True
+    with pytest.raises(UnguidedActivationError, match=r"torch.nn.functional.gelu"):
+        guided_backprop(model, torch.randn(2, 3), target)
+
+
 def test_guard_sees_rectifiers_below_torch_function():
     # nn.RNN(nonlinearity="relu") applies aten.relu inside a C++ composite: no Python call.
     class Recurrent(nn.Module):

@@ -18,8 +18,10 @@ becoming out-of-place, so ``x.relu_(); return x`` keeps its meaning; the rule ne
 output, since ``lo < x < hi`` iff ``lo < y < hi``.
 
 Nothing falls back silently. :func:`guided_backprop` first takes the :func:`activation_census` of
-one row and raises :class:`UnguidedActivationError` naming every rectifier-like call without a
-guided rule (leaky_relu, prelu, rrelu, elu, selu, celu, gelu, silu, mish, hardswish,
+one row (once per module, structure and input shape: a randomization run re-explains the same
+module with new weights) and raises :class:`UnguidedActivationError` naming every rectifier-like
+call without a guided rule; every pass also records its own rectifier calls and refuses if one
+has no rule, so a census taken earlier cannot hide a call the pass makes (leaky_relu, prelu, rrelu, elu, selu, celu, gelu, silu, mish, hardswish,
 hardsigmoid, softplus, threshold, ...). A dispatcher-level ``TorchDispatchMode`` also reports
 rectifier ops that never surfaced as a Python call (``nn.RNN(nonlinearity="relu")``, TorchScript).
 Saturating output and attention nonlinearities (sigmoid, tanh, softmax, log_softmax) pass their
@@ -30,6 +32,7 @@ Activations built from elementary ops (``x.clamp(min=0)``, ``x * x.sigmoid()``) 
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -193,6 +196,33 @@ def _census(model: nn.Module, example: torch.Tensor) -> list[ActivationCall]:
     return calls
 
 
+#: module -> {(structure, input shape, dtype, device): its census}: taken once per module.
+_CENSUSES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list[ActivationCall]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _census_once(model: nn.Module, example: torch.Tensor) -> list[ActivationCall]:
+    """:func:`_census`, remembered for this module while its structure (every submodule's name
+    and type), the input's shape past the batch, its dtype and its device stay the same."""
+    key = (tuple((name, type(m)) for name, m in model.named_modules()),
+           tuple(example.shape[1:]), example.dtype, example.device)
+    memo = _CENSUSES.setdefault(model, {})
+    if key not in memo:
+        memo.clear()
+        memo[key] = _census(model, example)
+    return memo[key]
+
+
+def _refuse(calls: list[ActivationCall]) -> None:
+    bad = [c for c in calls if c.rule == "unguided"]
+    if bad:
+        sites = "\n".join(f"  {c.site}" + ("" if c.function in c.site else f" ({c.function})")
+                          for c in bad)
+        raise UnguidedActivationError(
+            f"{len(bad)} of {len(calls)} activation calls have no guided rule; Guided "
+            f"Backprop would pass their plain gradient:\n{sites}")
+
+
 def activation_census(model: nn.Module, example: torch.Tensor) -> list[ActivationCall]:
     r"""Every activation call of one forward pass of ``model`` on ``example``, in call order.
 
@@ -239,19 +269,23 @@ def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor
     device = next(iter(model.parameters()), inputs).device
     maps = []
     with explaining(model):
-        calls = _census(model, inputs[:1].to(device))
-        bad = [c for c in calls if c.rule == "unguided"]
-        if bad:
-            sites = "\n".join(f"  {c.site}" + ("" if c.function in c.site else f" ({c.function})")
-                              for c in bad)
-            raise UnguidedActivationError(
-                f"{len(bad)} of {len(calls)} activation calls have no guided rule; Guided "
-                f"Backprop would pass their plain gradient:\n{sites}")
+        _refuse(_census_once(model, inputs[:1].to(device)))
+        unguided: list[str] = []  # what the passes call without a rule (the census saw none)
+
+        def note(function: str, rule: str) -> None:
+            if rule == "unguided":
+                unguided.append(function)
+
         for start in range(0, len(inputs), max_rows):
             x = inputs[start:start + max_rows].detach().to(device).requires_grad_(True)
             rows = target[start:start + max_rows].to(device=device, dtype=torch.long)
-            with torch.enable_grad(), _GuidedMode():
+            with torch.enable_grad(), _GuidedMode(note):
                 logits = model(x.clone())  # the clone lets a first in-place op run
+            if unguided:  # a call the remembered census did not see: name it from a new one
+                _CENSUSES.pop(model, None)
+                _refuse(_census(model, x[:1].detach()))
+                raise UnguidedActivationError(f"activation calls without a guided rule: "
+                                              f"{', '.join(unguided)}")
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
                 raise TypeError("guided_backprop needs a model returning logits (B, classes)")
             (grad,) = torch.autograd.grad(logits.gather(1, rows[:, None]).sum(), x)
