@@ -98,6 +98,17 @@ def test_predictions_come_from_the_gradient_pass_or_from_one_prediction_pass():
     assert torch.equal(again, predictions)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "integrated_gradients", "smoothgrad", "guided_backprop"])
+def test_explain_with_a_given_target_makes_no_prediction_pass(method):
+    model, x = small_cnn(), torch.rand(4, 1, 28, 28)
+    explain(model, x, method, target=3, steps=2, samples=2)  # Guided Backprop's census, once
+    with counting_passes(model) as count:
+        explain(model, x, method, target=3, steps=2, samples=2)
+        explain_methods(model, x, [method, "gradient"], target=3,
+                        options={method: {"steps": 2, "samples": 2}})
+    assert count.prediction_rows == 0
+
+
 def test_unknown_settings_are_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match="valid choices: steps"):
         explain_methods(small_cnn(), torch.rand(1, 1, 28, 28), ["gradient"],
@@ -118,7 +129,9 @@ def test_a_randomization_run_makes_the_minimum_number_of_passes():
     # per model and image: gradient (shared with Gradient x Input; its forward pass gives the
     # step's prediction and target), IG's steps, Guided Backprop and GradCAM (shared with
     # Guided GradCAM); no prediction pass
-    census = models  # Guided Backprop's one-row activation census (no gradients) per model
+    # Guided Backprop's one-row activation census (no gradients), once per module: the trained
+    # model, and the one copy each seed randomizes step by step
+    census = 1 + len(seeds)
     assert count.prediction_rows == census
     assert count.gradient_rows == models * 3 * (1 + steps + 1 + 1)
     # another order of the same model, inputs and methods reuses the original model's maps

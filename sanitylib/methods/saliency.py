@@ -309,22 +309,29 @@ def _gradients(model: nn.Module, points: torch.Tensor, targets: torch.Tensor,
 
 class _Shared:
     """The computations methods share on one batch and target, each made once: the target and
-    predictions (from the plain gradient's forward pass when a method needs that gradient), the
-    plain gradient (Gradient, Gradient ⊙ Input), Guided Backprop (alone and in Guided GradCAM)
-    and GradCAM per (layer, ReLU) (alone and in Guided GradCAM)."""
+    predictions (from the plain gradient's forward pass when a method needs that gradient; a
+    prediction pass only when the target or the predictions are asked for and no such pass
+    gives them), the plain gradient (Gradient, Gradient ⊙ Input), Guided Backprop (alone and in
+    Guided GradCAM) and GradCAM per (layer, ReLU) (alone and in Guided GradCAM)."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None,
                  needs_gradient: bool, rows: int) -> None:
-        self.model, self.x = model, x
+        self.model, self.x, self.rows = model, x, rows
         self.done: dict[tuple[object, ...], torch.Tensor] = {}
         targets = None if target is None else _resolve_target(model, x, target, rows)
+        self._predictions: torch.Tensor | None = None
         if needs_gradient:
-            grads, self.predictions = _gradient_and_prediction(model, x, targets, rows)
+            grads, self._predictions = _gradient_and_prediction(model, x, targets, rows)
             self.done[("gradient",)] = grads
-            self.targets = self.predictions if targets is None else targets
-        else:
-            self.predictions = predicted_class(model, x, max_rows=rows)
-            self.targets = self.predictions if targets is None else targets
+        self.targets = self.predictions if targets is None else targets
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """The model's predicted class per input; a prediction pass only the first time, and
+        only when no gradient pass gave them."""
+        if self._predictions is None:
+            self._predictions = predicted_class(self.model, self.x, max_rows=self.rows)
+        return self._predictions
 
     def get(self, key: tuple[object, ...], rows: int) -> torch.Tensor:
         if key not in self.done:
@@ -368,6 +375,14 @@ def explain_and_predict(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     """:func:`explain_methods` and the model's predicted class of every input, with no pass made
     twice: when a method needs the plain gradient, its forward pass gives the predictions (and
     the target, when ``target`` is None); otherwise one prediction pass does."""
+    maps, shared = _explain_shared(model, inputs, methods, target, options)
+    return maps, shared.predictions.to(inputs.device)
+
+
+def _explain_shared(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
+                    methods: Sequence[str], target: int | torch.Tensor | None,
+                    options: Mapping[str, Mapping[str, object]] | None
+                    ) -> tuple[dict[str, torch.Tensor], _Shared]:
     unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; valid choices: {', '.join(ALL_METHODS)}")
@@ -382,7 +397,7 @@ def explain_and_predict(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     with explaining(module):
         shared = _Shared(module, x, target, needs_gradient, rows)
         maps = {m: _one(model, shared, m, settings[m]).to(inputs.device) for m in methods}
-    return maps, shared.predictions.to(inputs.device)
+    return maps, shared
 
 
 def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
@@ -393,7 +408,7 @@ def explain_methods(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     settings (the keywords of :func:`explain`), making every shared computation once: the
     target, one gradient for Gradient and Gradient ⊙ Input, one Guided Backprop and one GradCAM
     for Guided BackProp, GradCAM and Guided GradCAM."""
-    return explain_and_predict(model, inputs, methods, target, options)[0]
+    return _explain_shared(model, inputs, methods, target, options)[0]
 
 
 def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str,
