@@ -101,8 +101,9 @@ def environment_key() -> str:
     digest = hashlib.sha256()
     files = sorted((ROOT / "sanitylib").rglob("*.py")) + [Path(__file__).resolve(),
                                                           ROOT / "requirements.lock"]
-    for path in files + _offline_data_files():
-        digest.update(f"{path}:{_sha256(path)}\n".encode())
+    for path in files + _offline_data_files():  # the repository's files by their relative name
+        name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        digest.update(f"{name}:{_sha256(path)}\n".encode())
     settings = {k: v for k, v in os.environ.items() if k.startswith("SANITYLIB_")}
     digest.update(json.dumps({"python": sys.version, "device": str(default_device()),
                               "settings": settings}, sort_keys=True).encode())
