@@ -191,29 +191,27 @@ def main() -> int:
     upstream: dict[str, str] = {}  # results files the chapters so far wrote -> SHA-256
     for name in order:
         source, executed = ROOT / "notebooks" / f"{name}.ipynb", out_dir / f"{name}.ipynb"
-        if name not in names:
-            upstream.update(build_record(executed).get("results") or {})
-            continue
-        i = names.index(name) + 1
-        params = parameters_for(profile, name, source)
-        key = execution_key(environment, source, args.profile, params, upstream)
-        if not args.force and up_to_date(executed, key, results_root):
-            print(f">> [{i}/{len(names)}] {name}: unchanged (key {key[:12]}), kept {executed.name} "
-                  "and its results", flush=True)
-            upstream.update(build_record(executed).get("results") or {})
-            continue
-        print(f"\n>> [{i}/{len(names)}] {name} (profile {args.profile}; {len(names) - i} left "
-              f"after this) parameters: {params}", flush=True)
-        t0 = time.perf_counter()
-        before = _results_state(results_root)
-        papermill.execute_notebook(str(source), str(executed), parameters=params,
-                                   kernel_name="python3", progress_bar=True, log_output=True,
-                                   cwd=str(ROOT / "notebooks"))
-        tidy_for_reading(executed)
-        n_written = record_build(executed, key, results_root, before)
+        if name in names:
+            i = names.index(name) + 1
+            params = parameters_for(profile, name, source)
+            key = execution_key(environment, source, args.profile, params, upstream)
+            if not args.force and up_to_date(executed, key, results_root):
+                print(f">> [{i}/{len(names)}] {name}: unchanged (key {key[:12]}), kept "
+                      f"{executed.name} and its results", flush=True)
+            else:
+                print(f"\n>> [{i}/{len(names)}] {name} (profile {args.profile}; {len(names) - i} "
+                      f"left after this) parameters: {params}", flush=True)
+                t0 = time.perf_counter()
+                before = _results_state(results_root)
+                papermill.execute_notebook(str(source), str(executed), parameters=params,
+                                           kernel_name="python3", progress_bar=True,
+                                           log_output=True, cwd=str(ROOT / "notebooks"))
+                tidy_for_reading(executed)
+                n_written = record_build(executed, key, results_root, before)
+                print(f">> {name} done in {time.perf_counter() - t0:.0f} s ({n_written} results "
+                      "files)", flush=True)
+        # what this chapter wrote (run now, kept, or not selected) is upstream of the next ones
         upstream.update(build_record(executed).get("results") or {})
-        print(f">> {name} done in {time.perf_counter() - t0:.0f} s ({n_written} results files)",
-              flush=True)
     print(f"\n>> {len(names)} notebook(s) in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

@@ -18,6 +18,7 @@ from sanitylib.experiments.text import (
     random_baseline,
     randomization_test,
     scaled_blocks,
+    token_ceiling,
 )
 from sanitylib.experiments.text_quality import evaluation_metrics, forward_on_embeddings
 from sanitylib.figures.text import highlight, short_block
@@ -286,7 +287,7 @@ def test_scaled_blocks_places_medians_and_means_of_the_randomized_blocks(model, 
     run = randomization_test(model, batch, reference, seeds=[0, 1], steps=8, verbose=False)
     floor = random_baseline(batch.attention_mask, n=50)
     ceiling = perturbation_ceiling(model, batch, reference, steps=8, seeds=[0])
-    scaled = scaled_blocks(run.scores, floor, ceiling)
+    scaled = scaled_blocks(run.scores, floor, token_ceiling(ceiling))
     # 2 statistics x 5 randomized blocks x 4 methods x 3 metrics, token level only.
     assert len(scaled) == 2 * 5 * 4 * 3 and "original" not in set(scaled.block)
     row = scaled[(scaled.statistic == "median") & (scaled.method == "ig_local")

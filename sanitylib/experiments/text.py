@@ -45,7 +45,7 @@ from sanitylib.methods.text import (
 from sanitylib.models.text import Batch, TextClassifier
 
 __all__ = ["TextRandomizationRun", "compare_models", "perturbation_ceiling", "random_baseline",
-           "randomization_test", "scaled_blocks", "score_table"]
+           "randomization_test", "scaled_blocks", "score_table", "token_ceiling"]
 
 #: The code the text explanations depend on (part of their cache keys).
 TEXT_CODE = (text_methods, saliency, randomization, similarity)
@@ -67,11 +67,15 @@ def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mappi
     return pd.concat(rows, ignore_index=True)
 
 
+def _inputs(batch: Batch, reference: torch.Tensor) -> list[torch.Tensor]:
+    """What identifies the sentences and the IG reference in a cache key."""
+    return [batch.input_ids, batch.attention_mask, reference]
+
+
 def _original(model: TextClassifier, batch: Batch, reference: torch.Tensor, steps: int
               ) -> dict[str, object]:
     """The trained model's normalised maps (for its predicted classes) and predictions, cached."""
-    key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
-           "steps": steps, "step": "original"}
+    key = {"model": model, "inputs": _inputs(batch, reference), "steps": steps, "step": "original"}
     return cached("text_explanations", key, lambda: {
         "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
         "predictions": predicted_class(model, batch)}, code=TEXT_CODE)
@@ -88,8 +92,8 @@ def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.T
     tables = []
     for seed in seeds:
         other = cached("text_explanations",
-                       {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
-                        "steps": steps, "perturbation": relative, "seed": seed},
+                       {"model": model, "inputs": _inputs(batch, reference), "steps": steps,
+                        "perturbation": relative, "seed": seed},
                        lambda seed=seed: normalised_maps(
                            explain_text(perturbed(model, relative, seed), batch, reference, steps,
                                         first["predictions"]), batch.attention_mask),
@@ -99,7 +103,13 @@ def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.T
     return pd.concat(tables, ignore_index=True)
 
 
-def scaled_blocks(scores: pd.DataFrame, floor: pd.DataFrame, ceiling_scores: pd.DataFrame
+def token_ceiling(ceiling_scores: pd.DataFrame) -> pd.DataFrame:
+    """The token-level ceiling per method and metric (:func:`~sanitylib.experiments.ceiling.
+    ceiling_table` of :func:`perturbation_ceiling`'s token rows): mean, 2.5-97.5 % band, counts."""
+    return ceiling_table(ceiling_scores[ceiling_scores.granularity == "token"])
+
+
+def scaled_blocks(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame
                   ) -> pd.DataFrame:
     """Every randomized block's token-level similarity on the random-to-ceiling scale
     (:func:`sanitylib.experiments.ceiling.place`), for two statistics over trials and sentences:
@@ -107,10 +117,9 @@ def scaled_blocks(scores: pd.DataFrame, floor: pd.DataFrame, ceiling_scores: pd.
     bimodal, a sign flip when the random classifier predicts the other class), and the mean.
 
     ``scores``: :attr:`TextRandomizationRun.scores`; ``floor``: :func:`random_baseline`;
-    ``ceiling_scores``: :func:`perturbation_ceiling`. Tidy rows per (statistic, block, method,
-    metric) with ``value``, ``floor``, ``ceiling``, ``position`` and ``verdict``."""
+    ``ceiling``: :func:`token_ceiling`. Tidy rows per (statistic, block, method, metric) with
+    ``value``, ``floor``, ``ceiling``, ``position`` and ``verdict``."""
     token = scores[(scores.granularity == "token") & (scores.block != "original")]
-    ceiling = ceiling_table(ceiling_scores[ceiling_scores.granularity == "token"])
     grouped = token.groupby(["step", "block", "method", "metric"], as_index=False).value
     return pd.concat([place(statistic(grouped).assign(statistic=name), floor, ceiling, "value")
                       for name, statistic in (("median", lambda g: g.median()),
@@ -168,8 +177,8 @@ def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Ten
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
     names = step_names(model)
-    base_key = {"model": model, "inputs": [batch.input_ids, batch.attention_mask, reference],
-                "steps": steps, "target": target}
+    base_key = {"model": model, "inputs": _inputs(batch, reference), "steps": steps,
+                "target": target}
     first = _original(model, batch, reference, steps)
     original, fixed = first["maps"], first["predictions"] if target == "fixed" else None
     run = TextRandomizationRun(pd.DataFrame(), names)
@@ -222,8 +231,7 @@ def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
     Returns both models' :func:`normalised_maps` and the tidy scores of :func:`score_table`.
     """
     maps = [cached("text_explanations", {"model": model, "steps": steps,
-                                         "inputs": [batch.input_ids, batch.attention_mask,
-                                                    reference]},
+                                         "inputs": _inputs(batch, reference)},
                    lambda model=model: normalised_maps(explain_text(model, batch, reference,
                                                                     steps),
                                                        batch.attention_mask), code=TEXT_CODE)

@@ -18,11 +18,12 @@ becoming out-of-place, so ``x.relu_(); return x`` keeps its meaning; the rule ne
 output, since ``lo < x < hi`` iff ``lo < y < hi``.
 
 Nothing falls back silently. :func:`guided_backprop` first takes the :func:`activation_census` of
-one row (once per module, structure and input shape: a randomization run re-explains the same
-module with new weights) and raises :class:`UnguidedActivationError` naming every rectifier-like
-call without a guided rule; every pass also records its own rectifier calls and refuses if one
-has no rule, so a census taken earlier cannot hide a call the pass makes (leaky_relu, prelu, rrelu, elu, selu, celu, gelu, silu, mish, hardswish,
-hardsigmoid, softplus, threshold, ...). A dispatcher-level ``TorchDispatchMode`` also reports
+one row and raises :class:`UnguidedActivationError` naming every rectifier-like call without a
+guided rule (leaky_relu, prelu, rrelu, elu, selu, celu, gelu, silu, mish, hardswish,
+hardsigmoid, softplus, threshold, ...). The census is taken once per module, structure and input
+shape (a randomization run re-explains the same module with new weights); every pass also
+records its own rectifier calls and refuses one without a rule, so a census taken earlier cannot
+hide a call the pass makes. A dispatcher-level ``TorchDispatchMode`` also reports
 rectifier ops that never surfaced as a Python call (``nn.RNN(nonlinearity="relu")``, TorchScript).
 Saturating output and attention nonlinearities (sigmoid, tanh, softmax, log_softmax) pass their
 gradient unchanged, as in the original method and in Captum (census rule ``"gradient"``).
@@ -196,8 +197,8 @@ def _census(model: nn.Module, example: torch.Tensor) -> list[ActivationCall]:
     return calls
 
 
-#: module -> {(structure, input shape, dtype, device): its census}: taken once per module.
-_CENSUSES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list[ActivationCall]]] = \
+#: module -> ((structure, input shape, dtype, device), its census): the latest census per module.
+_CENSUSES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list[ActivationCall]]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -206,11 +207,10 @@ def _census_once(model: nn.Module, example: torch.Tensor) -> list[ActivationCall
     and type), the input's shape past the batch, its dtype and its device stay the same."""
     key = (tuple((name, type(m)) for name, m in model.named_modules()),
            tuple(example.shape[1:]), example.dtype, example.device)
-    memo = _CENSUSES.setdefault(model, {})
-    if key not in memo:
-        memo.clear()
-        memo[key] = _census(model, example)
-    return memo[key]
+    remembered = _CENSUSES.get(model)
+    if remembered is None or remembered[0] != key:
+        remembered = _CENSUSES[model] = (key, _census(model, example))
+    return remembered[1]
 
 
 def _refuse(calls: list[ActivationCall]) -> None:
