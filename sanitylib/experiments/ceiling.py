@@ -30,6 +30,7 @@ from torch import nn
 
 from sanitylib.experiments.runner import DEFAULT_METRICS, explain_cached, pair_scores
 from sanitylib.methods.saliency import predicted_class
+from sanitylib.methods.similarity import DISTANCES
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 __all__ = ["CUTOFFS", "DISTANCES", "ceiling_table", "perturbation_ceiling", "perturbed", "place",
@@ -44,8 +45,6 @@ __all__ = ["CUTOFFS", "DISTANCES", "ceiling_table", "perturbation_ceiling", "per
 #: to one end than to the other; the middle 60 % is "partly": neither unrelated nor the same.
 #: The positions say how far; the floor and ceiling bands (``low``, ``high``) say how sure.
 CUTOFFS = (0.2, 0.8)
-#: Metrics where lower means more similar: their ceiling lies below their floor.
-DISTANCES = ("l2_distance",)
 
 
 def perturbed(model: nn.Module, relative: float = 1e-3, seed: int = 0) -> nn.Module:

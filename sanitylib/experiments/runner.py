@@ -17,12 +17,13 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.experiments.intervals import interval_summary
 from sanitylib.infra import device
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity, stacked
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
-from sanitylib.methods.similarity import compare, random_pair, summarize
+from sanitylib.methods.similarity import compare, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
@@ -277,10 +278,7 @@ def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100,
 
 def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95
                      ) -> pd.DataFrame:
-    """Mean and t interval of ``value`` per group, over images and seeds, by
-    :func:`sanitylib.methods.similarity.summarize`; NaNs counted apart."""
-    def one(group: pd.Series) -> pd.Series:
-        summary = summarize(group.to_numpy(dtype=float), confidence, warn=False)
-        return pd.Series({k: summary[k] for k in ("mean", "low", "high", "n", "n_undefined")})
-
-    return scores.groupby(list(by), sort=False)["value"].apply(one).unstack().reset_index()
+    """Mean and interval of ``value`` per group with the images as independent units and seeds
+    nested in them (:func:`sanitylib.experiments.intervals.interval_summary`: a t interval over
+    per-image means, clipped to the metric's range); NaNs counted apart."""
+    return interval_summary(scores, by, confidence)

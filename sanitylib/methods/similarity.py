@@ -22,13 +22,18 @@ from scipy import stats
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-__all__ = ["METRICS", "SSIM_VARIANTS", "compare", "cosine", "hog_similarity", "l2_distance",
-           "normalize_absolute", "normalize_signed", "pearson", "random_baseline", "random_pair",
+__all__ = ["DISTANCES", "METRICS", "METRIC_RANGES", "SSIM_VARIANTS", "compare", "cosine",
+           "hog_similarity", "l2_distance", "normalize_absolute", "normalize_signed", "pearson", "random_baseline", "random_pair",
            "spearman", "ssim", "summarize"]
 
 ArrayLike = np.ndarray | torch.Tensor
 METRICS = ("spearman_abs", "spearman", "ssim", "hog", "cosine", "pearson", "l2_distance")
 SSIM_VARIANTS = ("text", "code")
+#: The range of every metric's score (intervals are clipped to it).
+METRIC_RANGES = {**{m: (-1.0, 1.0) for m in METRICS if m != "l2_distance"},
+                 "l2_distance": (0.0, float("inf"))}
+#: Metrics where lower means more similar.
+DISTANCES = ("l2_distance",)
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:
