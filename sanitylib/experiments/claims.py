@@ -37,10 +37,11 @@ import numpy as np
 import pandas as pd
 
 from sanitylib.experiments.ceiling import CUTOFFS
+from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "UNITS", "VERDICTS", "boundary",
+__all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "MODEL_LABELS", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "collect_claims", "contradictions", "decide", "describe",
            "describe_n", "interval_summary", "outcome", "setting", "similarity_claims",
            "threshold_claims", "write_claims"]
@@ -52,6 +53,8 @@ MIN_INDEPENDENT = 3
 COLUMNS = ["claim", "source", "chapter", "test", "model", "dataset", "method", "metric",
            "setting", "statistic", "n_images", "n_seeds", "estimate", "low", "high", "floor",
            "floor_high", "ceiling", "boundary", "expected", "verdict", "reason"]
+#: How the claims name the book's models.
+MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", **NETWORK_LABELS}
 #: What a source can expect of a statistic: that it lies above or below the boundary.
 SIDES = ("above", "below")
 
@@ -287,7 +290,7 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
     intervals and n. Nothing in it is typed by hand."""
     if claims.empty:
         return "This run made no claims (its sections did not run)."
-    model_labels = model_labels or {}
+    model_labels = {**MODEL_LABELS, **(model_labels or {})}
     method_labels = method_labels or {}
     counts = claims["verdict"].value_counts()
     lines = [f"Of {len(claims)} claims tested in this chapter, "
