@@ -42,7 +42,7 @@ from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
 __all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "MODEL_LABELS", "UNITS", "VERDICTS", "boundary",
-           "claims_frame", "collect_claims", "contradictions", "decide", "describe",
+           "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
            "describe_n", "interval_summary", "outcome", "setting", "similarity_claims",
            "threshold_claims", "write_claims"]
 
@@ -313,3 +313,15 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
             parts.append(f"{verdict}: {items}")
         lines.append(f"* {head}: " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+def claims_table(claims: pd.DataFrame, unit: str = "image") -> pd.DataFrame:
+    """The claims for reading (at most five columns): the claim, the measured estimate with its
+    interval, its n, the boundary it was judged against and the verdict."""
+    return pd.DataFrame({
+        "claim": claims["claim"],
+        "measured": [_value(r) for r in claims.to_dict("records")],
+        "n": [describe_n(int(a), int(b), unit) for a, b in zip(claims["n_images"],
+                                                                claims["n_seeds"])],
+        "boundary": claims["boundary"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
+        "verdict": claims["verdict"]})
