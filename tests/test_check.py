@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 import sanitylib
+from sanitylib.checker.run import read_verdicts
 from sanitylib.cli import main
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 
@@ -87,7 +88,8 @@ def test_user_model_from_a_python_file(files, tmp_path):
     assert {(v["method"], v["metric"]) for v in verdict["verdicts"]} == {
         (m, k) for m in ("gradient", "guided_backprop", "gradcam")
         for k in ("spearman_abs", "spearman", "ssim", "hog")}
-    assert all(v["verdict"] in ("like random maps", "still similar") for v in verdict["verdicts"])
+    assert all(v["verdict"] in ("like random maps", "still similar", "inconclusive")
+               for v in verdict["verdicts"])
     scores = pd.read_csv(out / "scores.csv")
     assert {"model", "method", "order", "block", "metric", "seed", "image", "value"} <= set(scores)
     assert set(scores.block) == {"original", "9", "7", "3", "0"}
@@ -240,3 +242,14 @@ def test_report_page_renders_in_headless_chromium(files, tmp_path):
     assert pixels.shape == (1600, 1000)
     # text, tables and figures: far from a blank page
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01
+
+
+def test_two_inputs_are_inconclusive_whatever_the_similarity() -> None:
+    """The report's verdicts use the book's decision rule: 2 inputs cannot decide."""
+    verdicts = pd.DataFrame({"metric": ["spearman_abs"] * 2, "mean": [0.9, -0.02],
+                             "low": [0.85, -0.74], "high": [0.95, 0.71], "n": [2, 8],
+                             "random_mean": [0.0, 0.0], "random_high": [0.05, 0.05]})
+    read = read_verdicts(verdicts)
+    assert read["verdict"].tolist() == ["inconclusive", "inconclusive"]
+    assert "2 independent observations" in read["reason"][0]
+    assert "contains 0.05" in read["reason"][1]

@@ -28,6 +28,7 @@ table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #bbb; padding: 0.2em 0.5em; text-align: right; }
 th { background: #eee; }
 td.passed { background: #e3f4e3; } td.failed { background: #fbe3e3; }
+td.inconclusive { background: #eeeeee; }
 img { max-width: 100%; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
@@ -61,16 +62,19 @@ def _figures(report) -> list[tuple[str, str]]:
 
 def _verdict_table(report) -> str:
     head = ("<tr><th>test</th><th>method</th><th>metric</th><th>similarity</th>"
-            "<th>95 % interval</th><th>random band</th><th>verdict</th><th>paper</th></tr>")
+            "<th>95 % interval</th><th>n</th><th>random band</th><th>verdict</th><th>paper</th>"
+            "</tr>")
     rows = []
+    classes = {"like random maps": "passed", "still similar": "failed"}
     for r in report.verdicts.itertuples():
-        passed = r.verdict == "like random maps"
+        evidence = f"{r.n} inputs" + (f" × {r.n_seeds} seeds" if r.n_seeds > 1 else "")
         rows.append(
             f"<tr><td>{html.escape(r.test)}</td><td>{html.escape(LABELS.get(r.method, r.method))}"
             f"</td><td>{html.escape(METRIC_LABELS.get(r.metric, r.metric))}</td>"
-            f"<td>{r.mean:.3f}</td><td>[{r.low:.3f}, {r.high:.3f}]</td>"
-            f"<td>[{r.random_low:.3f}, {r.random_high:.3f}]</td>"
-            f"<td class='{'passed' if passed else 'failed'}'>{html.escape(r.verdict)}</td>"
+            f"<td>{r.mean:.2f}</td><td>[{r.low:.2f}, {r.high:.2f}]</td><td>{evidence}</td>"
+            f"<td>[{r.random_low:.2f}, {r.random_high:.2f}]</td>"
+            f"<td class='{classes.get(r.verdict, 'inconclusive')}' title='{html.escape(r.reason)}'>"
+            f"{html.escape(r.verdict)}</td>"
             f"<td>{html.escape(str(r.paper))}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.experiments.claims import similarity_reading
 from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS, against_random
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
@@ -45,12 +46,28 @@ DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoo
 HOOKED_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "deeplift", "lrp")
 #: What each verdict means, for the report.
 VERDICT_MEANING = {
-    "like random maps": "after the last step the maps are no more similar to the trained model's "
-                        "than two unrelated random maps: the method is sensitive to the weights "
-                        "randomized (the test is passed)",
-    "still similar": "after the last step the maps remain recognisably similar to the trained "
-                     "model's: they do not depend on what was randomized (the test is failed)",
+    "like random maps": "after the last step the 95 % interval of the mean similarity (over the "
+                        "inputs, seeds averaged within each input) lies wholly on the random side "
+                        "of the boundary: the maps are no more similar to the trained model's "
+                        "than two unrelated random maps, so the method is sensitive to the "
+                        "weights randomized (the test is passed)",
+    "still similar": "after the last step the interval lies wholly above the boundary: the maps "
+                     "remain recognisably similar to the trained model's and do not depend on "
+                     "what was randomized (the test is failed)",
+    "inconclusive": "the interval contains the boundary, or fewer than 3 inputs stand behind "
+                    "it: this run cannot tell; give more inputs",
 }
+
+
+def read_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The book's decision rule (:func:`sanitylib.experiments.claims.similarity_reading`) on a
+    table of final similarities against the random band: ``verdict`` (one of
+    :data:`~sanitylib.experiments.claims.READINGS`), the ``boundary`` and the ``reason``."""
+    readings = [similarity_reading(r["low"], r["high"], int(r["n"]), r["random_mean"],
+                                   r["random_high"], metric=r["metric"])
+                for r in verdicts.to_dict("records")]
+    return verdicts.assign(verdict=[r[0] for r in readings], boundary=[r[1] for r in readings],
+                           reason=[r[2] for r in readings])
 
 
 @dataclass
@@ -77,8 +94,8 @@ class CheckReport:
 
     def verdict_records(self) -> list[dict[str, object]]:
         """One JSON-ready entry per test, method and metric."""
-        columns = ["test", "method", "metric", "mean", "low", "high", "random_low",
-                   "random_high", "verdict", "paper"]
+        columns = ["test", "method", "metric", "mean", "low", "high", "n", "n_seeds",
+                   "random_low", "random_high", "boundary", "verdict", "reason", "paper"]
         records = self.verdicts[columns].to_dict(orient="records")
         for record in records:
             record["meaning"] = VERDICT_MEANING[record["verdict"]]
@@ -211,7 +228,8 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
                             labels={"model": subject.name, "test": "data randomization"})
         scores.append(pairs)
         finals.append(summarize_scores(pairs, ["test", "method", "metric"]))
-    verdicts = against_random(pd.concat(finals, ignore_index=True), baseline, PAPER_FINDINGS)
+    verdicts = read_verdicts(against_random(pd.concat(finals, ignore_index=True), baseline,
+                                            PAPER_FINDINGS))
     settings = {"order": order, "init": init, "seeds": list(seeds), "target": target,
                 "ig_steps": ig_steps, "samples": samples, "inputs": list(inputs.shape),
                 "device": str(device), "compare_with": compare_with is not None}

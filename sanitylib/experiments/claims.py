@@ -41,9 +41,9 @@ from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "MODEL_LABELS", "UNITS", "VERDICTS", "boundary",
+__all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
-           "describe_n", "interval_summary", "outcome", "setting", "similarity_claims",
+           "describe_n", "interval_summary", "outcome", "setting", "similarity_claims", "similarity_reading",
            "threshold_claims", "write_claims"]
 
 VERDICTS = ("agrees", "differs", "inconclusive")
@@ -110,6 +110,24 @@ def setting(target: str = "recompute", init: str = "default", **more: object) ->
     return "; ".join(parts)
 
 
+#: The two readings of a similarity to the trained model's maps, and the undecided one.
+READINGS = ("like random maps", "still similar", "inconclusive")
+
+
+def similarity_reading(low: float, high: float, n: int, floor_mean: float, floor_high: float,
+                       ceiling: float = math.nan, metric: str = "") -> tuple[str, float, str]:
+    """The decision rule read without a source's expectation (for a user's model in
+    :func:`sanitylib.check`): ``(reading, boundary, reason)``, the reading one of
+    :data:`READINGS` ("like random maps" when the interval lies wholly on the random side of
+    :func:`boundary`, "still similar" when wholly on the other side)."""
+    edge = boundary(floor_mean, floor_high, ceiling, metric)
+    side, reason = outcome(low, high, n, edge)
+    similar = "below" if metric in DISTANCES else "above"
+    reading = side if side == "inconclusive" else \
+        ("still similar" if side == similar else "like random maps")
+    return reading, edge, reason
+
+
 def claims_frame(records: Sequence[Mapping[str, object]] | pd.DataFrame) -> pd.DataFrame:
     """Claims in :data:`COLUMNS` order (missing fields empty); every verdict must be one of
     :data:`VERDICTS`."""
@@ -169,10 +187,12 @@ def similarity_claims(summary: pd.DataFrame, floor: pd.DataFrame,
         if expected is None:
             continue
         metric = str(row["metric"])
-        edge = boundary(_get(row, "floor"), _get(row, "floor_high"), _get(row, "ceiling"), metric)
-        similar = "below" if metric in DISTANCES else "above"
-        side = similar if expected == "remains" else ({"above", "below"} - {similar}).pop()
-        verdict, reason = decide(_get(row, "low"), _get(row, "high"), int(row["n"]), edge, side)
+        reading, edge, reason = similarity_reading(
+            _get(row, "low"), _get(row, "high"), int(row["n"]), _get(row, "floor"),
+            _get(row, "floor_high"), _get(row, "ceiling"), metric)
+        wanted = "like random maps" if expected == "changes" else "still similar"
+        verdict = reading if reading == "inconclusive" else \
+            ("agrees" if reading == wanted else "differs")
         records.append({
             "claim": statement.format(
                 method=labels.get(row["method"], row["method"]), model=row.get("model", ""),
