@@ -55,20 +55,24 @@ def parameters_for(profile: dict, name: str, notebook: Path) -> dict:
 
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+#: The heading above a chapter's check cells (removed from the book with them).
+CHECKS_HEADING = "## Checks"
 #: Outputs that are matplotlib's return values, not content (``Text(0.5, 1.0, '...')``).
 STRAY_RESULT = re.compile(r"^(Text|\[<matplotlib|<matplotlib|<Figure size)")
 
 
 def tidy_for_reading(path: Path) -> None:
     """Shape an executed notebook for the book: code folded behind "show code" (``hide-input``),
-    check cells and the notebook's own default parameters removed (the injected parameters are
+    check cells, their "Checks" heading and the notebook's own default parameters removed (the injected parameters are
     shown once), stray matplotlib return values and stderr dropped."""
     notebook = nbformat.read(path, as_version=4)
     injected = any("injected-parameters" in c.metadata.get("tags", []) for c in notebook.cells)
     for cell in notebook.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "markdown" and cell.source.startswith(CHECKS_HEADING):
+            cell.metadata["tags"] = sorted(tags | {"remove-cell"})  # it heads check cells only
         if cell.cell_type != "code":
             continue
-        tags = set(cell.metadata.get("tags", []))
         if cell.source.startswith(CHECK_MARK) or ("parameters" in tags and injected):
             tags.add("remove-cell")
         else:

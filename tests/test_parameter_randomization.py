@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from sanitylib.experiments.parameter_randomization import (
+    EXPECTATIONS,
     PAPER_FINDINGS,
-    agreement,
-    describe_agreement,
     method_options,
     methods_for,
     run_models,
+    step_claims,
+    verdict_changes,
+    verdict_counts,
     verdict_table,
 )
 from sanitylib.experiments.runner import baseline_table, randomization_run
@@ -46,25 +48,68 @@ def test_run_models_gives_tidy_rows_for_every_step_seed_method_metric_and_image(
     assert runs["cnn", "mnist"].maps[0]["conv1"]["gradient"].shape == (1, 1, 28, 28)
 
 
-def test_verdict_separates_a_method_that_changes_from_one_that_does_not():
+def final_scores(values: dict[str, float], n_images: int = 20) -> pd.DataFrame:
+    """Tidy scores of a two-step run: step 1 (logits) and step 2 (conv1, the last), per method."""
     rows = []
-    for method, value in (("gradient", 0.0), ("guided_backprop", 0.9)):
-        for image in range(20):
+    for method, value in values.items():
+        for image in range(n_images):
             noise = 0.01 * ((image % 5) - 2)
-            rows.append({"model": "cnn", "dataset": "mnist", "order": "cascading",
-                         "method": method, "metric": "spearman_abs", "step": 4, "block": "conv1",
-                         "seed": 0, "image": image, "value": value + noise})
-    baseline = pd.DataFrame([{"metric": "spearman_abs", "mean": 0.0, "low": -0.07, "high": 0.07,
-                              "n": 100}])
-    verdicts = verdict_table(pd.DataFrame(rows), baseline).set_index("method")
+            for step, block, shift in ((1, "logits", 0.05), (2, "conv1", 0.0)):
+                rows.append({"model": "cnn", "dataset": "mnist", "order": "cascading",
+                             "method": method, "metric": "spearman_abs", "step": step,
+                             "block": block, "seed": 0, "image": image,
+                             "value": value + noise + shift})
+    return pd.DataFrame(rows)
+
+
+BASELINE = pd.DataFrame([{"metric": "spearman_abs", "mean": 0.0, "low": -0.07, "high": 0.07,
+                          "n": 100}])
+
+
+def test_verdict_separates_a_method_that_changes_from_one_that_does_not():
+    verdicts = verdict_table(final_scores({"gradient": 0.0, "guided_backprop": 0.9}),
+                             BASELINE).set_index("method")
     assert verdicts.loc["gradient", "verdict"] == "like random maps"
     assert verdicts.loc["guided_backprop", "verdict"] == "still similar"
-    table = agreement(verdicts.reset_index())
-    assert (table["agrees with paper"] == "yes").all()
-    assert "2 of 2 methods agree" in describe_agreement(table)
-    table.loc[table.method == "gradient", "agrees with paper"] = "no"
-    assert "not: gradient (like random maps" in describe_agreement(table)
-    assert describe_agreement(table, model_labels={"cnn": "The CNN"}).startswith("* **The CNN on")
+
+
+def test_step_claims_judge_the_last_or_a_given_step_against_the_paper():
+    assert EXPECTATIONS["gradient"] == "changes" and EXPECTATIONS["guided_backprop"] == "remains"
+    assert EXPECTATIONS["gradient_x_input"] == "remains"
+    scores = final_scores({"gradient": 0.0, "guided_backprop": 0.9, "gradcam": 0.9})
+    ceiling = pd.DataFrame({"model": "cnn", "dataset": "mnist",
+                            "method": ["gradient", "guided_backprop", "gradcam"],
+                            "metric": "spearman_abs", "mean": 1.0})
+    claims = step_claims(scores, BASELINE, ceiling, chapter="02_cascading",
+                         test="Cascading randomization", statistic="after every block",
+                         statement="{model} on {dataset}: {method} maps {expectation}")
+    by_method = claims.set_index("method")
+    assert by_method["verdict"].to_dict() == {"gradient": "agrees", "guided_backprop": "agrees",
+                                              "gradcam": "differs"}
+    assert by_method.loc["gradient", "claim"] == \
+        "CNN on mnist: Gradient maps become like random maps"
+    assert by_method.loc["gradient", "estimate"] == pytest.approx(0.0, abs=1e-9)
+    assert by_method.loc["gradient", "boundary"] == pytest.approx(0.2)  # a fifth of the scale
+    first = step_claims(scores, BASELINE, None, step=1, chapter="03_independent",
+                        test="Bottom-up randomization", statistic="after the first block",
+                        statement="{method}", expectations={"gradient": "changes"})
+    assert first["method"].tolist() == ["gradient"]
+    assert first.loc[0, "estimate"] == pytest.approx(0.05)
+    few = step_claims(final_scores({"gradient": 0.0}, n_images=2), BASELINE, None,
+                      chapter="02_cascading", test="t", statistic="s", statement="{method}")
+    assert few.loc[0, "verdict"] == "inconclusive" and few.loc[0, "n_images"] == 2
+
+
+def test_verdict_counts_and_changes_between_two_settings():
+    claims = pd.DataFrame({"test": "t", "model": "cnn", "dataset": "mnist", "metric": "m",
+                           "method": ["gradient", "gradcam", "gradient", "gradcam"],
+                           "init": ["uniform", "uniform", "xavier", "xavier"],
+                           "verdict": ["agrees", "agrees", "agrees", "inconclusive"]})
+    counts = verdict_counts(claims, "init")
+    assert counts.loc["GradCAM", "xavier"] == "1 inconclusive"
+    assert list(counts.index) == ["Gradient", "GradCAM"]
+    assert verdict_changes(claims, "init", "uniform", "xavier") == [
+        "GradCAM (CNN on mnist: agrees under uniform, inconclusive under xavier)"]
 
 
 def test_inception_mechanics_run_on_two_blocks():

@@ -41,7 +41,7 @@ from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "UNITS", "VERDICTS", "boundary",
+__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
            "describe_n", "interval_summary", "outcome", "setting", "similarity_claims", "similarity_reading",
            "threshold_claims", "write_claims"]
@@ -55,6 +55,8 @@ COLUMNS = ["claim", "source", "chapter", "test", "model", "dataset", "method", "
            "floor_high", "ceiling", "boundary", "expected", "verdict", "reason"]
 #: How the claims name the book's models.
 MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", **NETWORK_LABELS}
+#: How the claims name the book's datasets.
+DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sst2": "SST-2"}
 #: What a source can expect of a statistic: that it lies above or below the boundary.
 SIDES = ("above", "below")
 
@@ -195,8 +197,9 @@ def similarity_claims(summary: pd.DataFrame, floor: pd.DataFrame,
             ("agrees" if reading == wanted else "differs")
         records.append({
             "claim": statement.format(
-                method=labels.get(row["method"], row["method"]), model=row.get("model", ""),
-                dataset=row.get("dataset", ""),
+                method=labels.get(row["method"], row["method"]),
+                model=MODEL_LABELS.get(row.get("model", ""), row.get("model", "")),
+                dataset=DATASET_LABELS.get(row.get("dataset", ""), row.get("dataset", "")),
                 expectation="become like random maps" if expected == "changes" else "stay similar"),
             "source": source, "chapter": chapter, "test": test, "model": row.get("model", ""),
             "dataset": row.get("dataset", ""), "method": row["method"], "metric": metric,
@@ -225,7 +228,10 @@ def threshold_claims(summary: pd.DataFrame, *, threshold: float | str, expected:
         method = str(row.get("method", ""))
         records.append({
             "claim": statement.format(method=labels.get(method, method),
-                                      model=row.get("model", ""), dataset=row.get("dataset", ""),
+                                      model=MODEL_LABELS.get(row.get("model", ""),
+                                                             row.get("model", "")),
+                                      dataset=DATASET_LABELS.get(row.get("dataset", ""),
+                                                                 row.get("dataset", "")),
                                       threshold=f"{edge:g}"),
             "source": source, "chapter": chapter, "test": test, "model": row.get("model", ""),
             "dataset": row.get("dataset", ""), "method": method,
@@ -295,7 +301,7 @@ def contradictions(claims: pd.DataFrame) -> pd.DataFrame:
 
 def describe_n(n_images: int, n_seeds: int, unit: str = "image") -> str:
     """"16 images × 3 seeds", "4 photographs, 1 seed": the evidence behind a claim."""
-    units = f"{n_images} {unit}{'s' * (n_images != 1)}"
+    units = f"{n_images:,} {unit}{'s' * (n_images != 1)}"
     return f"{units} × {n_seeds} seeds" if n_seeds > 1 else f"{units}, 1 seed"
 
 
@@ -313,12 +319,14 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
     model_labels = {**MODEL_LABELS, **(model_labels or {})}
     method_labels = method_labels or {}
     counts = claims["verdict"].value_counts()
+    verbs = {"agrees": "agree", "differs": "differ", "inconclusive": "are inconclusive"}
     lines = [f"Of {len(claims)} claims tested in this chapter, "
-             + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
+             + ", ".join(f"{counts.get(v, 0)} {verbs[v]}" for v in VERDICTS) + "."]
     for (test, model, dataset, setting), group in claims.groupby(
             ["test", "model", "dataset", "setting"], sort=False, dropna=False):
         where = model_labels.get(model, str(model).upper() if model else "")
-        where += f" on {dataset}" if isinstance(dataset, str) and dataset else ""
+        where += f" on {DATASET_LABELS.get(dataset, dataset)}" \
+            if isinstance(dataset, str) and dataset else ""
         head = f"**{test}**" + (f", {where}" if where else "") \
             + (f" ({setting})" if isinstance(setting, str) and setting else "")
         parts = []

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from sanitylib.data.images import ImageDataset
+from sanitylib.experiments.claims import MODEL_LABELS, describe_n, setting, similarity_claims
 from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS as CASCADING_FINDINGS
 from sanitylib.experiments.parameter_randomization import against_random, methods_for
 from sanitylib.experiments.runner import DEFAULT_METRICS, TARGETS, explain_cached, pair_scores
@@ -39,6 +40,12 @@ from sanitylib.models.training import (
 
 #: Fractions of permuted training labels in the partial-noise extension.
 NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: Where the chapter's claims come from, and what they measure.
+SOURCE = "Adebayo et al. 2018, Section 5, Figs. 5-6"
+STATISTIC = "mean similarity, true- against permuted-label model"
+#: The two ceilings a claim can be judged against (:func:`claim_ceilings`).
+CEILING_LABELS = {"training seed": "two models trained on the true labels with other seeds",
+                  "perturbation": "the true-label model with every weight moved by 0.1 %"}
 
 #: What the paper reports under label permutation (Section 5, Fig. 5 and its appendix) is the
 #: pattern it reports under cascading randomization: Gradient and GradCAM change; Guided BackProp
@@ -202,3 +209,90 @@ def mask_columns(run: DataRandomizationRun, dataset: str, architectures: Sequenc
             blank = torch.full_like(next(iter(maps.values())), float("nan"))
             columns[f"{arch.upper()} {title}"] = {m: maps.get(m, blank) for m in methods}
     return columns
+
+
+def claim_ceilings(perturbation: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
+    """The ceiling of every (model, dataset, method, metric): the seed ceiling (two models
+    trained on the same true labels with other seeds, :func:`~sanitylib.experiments.ceiling.
+    seed_ceiling`) where it was measured, else the perturbation ceiling (the true-label model
+    with every weight moved by 0.1 %). Both tables have columns model, dataset, method, metric
+    and mean; the result adds ``reference`` ("training seed" or "perturbation")."""
+    keys = ["model", "dataset", "method", "metric"]
+    measured = seed[keys].drop_duplicates().assign(_seed=True)
+    rest = perturbation.merge(measured, on=keys, how="left")
+    rest = rest[rest["_seed"].isna()].drop(columns="_seed")
+    return pd.concat([seed.assign(reference="training seed"),
+                      rest.assign(reference="perturbation")], ignore_index=True)
+
+
+def data_randomization_claims(summary: pd.DataFrame, baseline: pd.DataFrame,
+                              ceilings: pd.DataFrame, *, target: str,
+                              metric: str = "spearman_abs",
+                              chapter: str = "04_data_randomization",
+                              labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The paper's data-randomization claims (:data:`PAPER_FINDINGS`: "changes" -> the
+    permuted-label maps become like random maps, the rest -> they stay similar), one per model,
+    dataset and method under ``metric``, judged between the random-map band (``baseline``) and
+    the ceiling of :func:`claim_ceilings`, which each claim names."""
+    expectations = {m: "changes" if f == "changes" else "remains"
+                    for m, f in PAPER_FINDINGS.items()}
+    tables = []
+    rows = summary[summary["metric"] == metric]
+    for (model, dataset), part in rows.groupby(["model", "dataset"], sort=False):
+        ceiling = ceilings[(ceilings["model"] == model) & (ceilings["dataset"] == dataset)]
+        kind = ceiling["reference"].iloc[0] if len(ceiling) else "none"
+        statement = ("Data randomization: the {method} maps of the "
+                     f"{MODEL_LABELS.get(model, model)} on {{dataset}} {{expectation}} when the "
+                     f"training labels are permuted (ceiling: {CEILING_LABELS.get(kind, kind)})")
+        tables.append(similarity_claims(
+            part, baseline, expectations, chapter=chapter, test="Data randomization",
+            source=SOURCE, statement=statement, statistic=STATISTIC, ceiling=ceiling,
+            setting=setting(target), labels=labels))
+    return pd.concat(tables, ignore_index=True)
+
+
+def drop_shares(noise_summary: pd.DataFrame, metric: str = "spearman_abs", at: float = 0.25
+                ) -> pd.DataFrame:
+    """Per method, the similarity to the true-label maps at 0 %, ``at`` and 100 % permuted
+    labels (``noise_summary``: :func:`summarize_scores` rows per label_noise, method and metric)
+    and the share of the 0 % -> 100 % drop already reached at ``at``, ``(s0 - s_at) / (s0 -
+    s100)``. ``drop`` says whether the 0 % interval lies wholly above the 100 % one; where it
+    does not, the share is NaN (there is no drop to share)."""
+    rows = noise_summary[noise_summary["metric"] == metric].set_index(["method", "label_noise"])
+    levels = sorted(set(noise_summary["label_noise"]))
+    if at not in levels:
+        raise ValueError(f"no noise level {at}; levels: {', '.join(map(str, levels))}")
+    first, last = levels[0], levels[-1]
+    records = []
+    for method in dict.fromkeys(rows.index.get_level_values("method")):
+        start, mid, end = (rows.loc[(method, level)] for level in (first, at, last))
+        drop = bool(start["low"] > end["high"])
+        share = (start["mean"] - mid["mean"]) / (start["mean"] - end["mean"]) if drop else np.nan
+        records.append({"method": method, "start": start["mean"], "at": mid["mean"],
+                        "end": end["mean"], "start_low": start["low"], "start_high": start["high"],
+                        "end_low": end["low"], "end_high": end["high"], "drop": drop,
+                        "share": share, "n": int(end["n"]), "n_seeds": int(end["n_seeds"])})
+    return pd.DataFrame(records)
+
+
+def describe_drops(shares: pd.DataFrame, at: float = 0.25,
+                   labels: Mapping[str, str] | None = None) -> str:
+    """A Markdown paragraph written from :func:`drop_shares`: per method the similarity at 0 %,
+    ``at`` and 100 % permuted labels and, where there is a drop, the share of it reached at
+    ``at``; the n behind the numbers."""
+    labels = labels or {}
+    if shares.empty:
+        return "No partial-noise run."
+    first = shares.iloc[0]
+    lines = [(f"Similarity to the true-label maps at 0 %, {noise_label(at)} and 100 % permuted "
+              f"labels ({describe_n(int(first['n']), int(first['n_seeds']))}):")]
+    for r in shares.to_dict("records"):
+        path = f"{r['start']:.2f} → {r['at']:.2f} → {r['end']:.2f}"
+        if r["drop"]:
+            reading = f"{r['share']:.0%} of the drop is reached at {noise_label(at)}"
+        else:
+            reading = (f"no drop: the 0 % interval [{r['start_low']:.2f}, {r['start_high']:.2f}] "
+                       f"does not lie above the 100 % one [{r['end_low']:.2f}, "
+                       f"{r['end_high']:.2f}]")
+        lines.append(f"* {labels.get(r['method'], r['method'])}: {path}; {reading}.")
+    return "\n".join(lines)

@@ -21,7 +21,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.experiments.runner import explain_cached, summarize_scores
+from sanitylib.experiments.claims import (
+    MODEL_LABELS,
+    describe_n,
+    outcome,
+    setting,
+    threshold_claims,
+)
+from sanitylib.experiments.runner import band, explain_cached, summarize_scores
 from sanitylib.infra.cache import cached
 from sanitylib.methods import similarity
 from sanitylib.methods.edges import magnitude
@@ -38,6 +45,10 @@ EDGE_METRIC_OPTIONS: dict[str, dict[str, object]] = {"ssim": {"variant": "code"}
 VARIANTS = ("trained", "randomized", "untrained")
 VARIANT_LABELS = {"trained": "trained", "randomized": "fully randomized",
                   "untrained": "never trained"}
+#: The paper's claim the edge comparisons test, in the words of :func:`edge_claims`.
+SOURCE = "Adebayo et al. 2018, Fig. 1"
+EDGE_STATEMENT = ("Edge similarity: the {method} maps of the trained {model} on {dataset} are "
+                  "closer to the Sobel edge map than random maps are (Spearman of absolute maps)")
 
 
 def model_variants(model: nn.Module, architecture: str, seed: int = 0) -> dict[str, nn.Module]:
@@ -104,3 +115,79 @@ def training_effect(scores: pd.DataFrame, by: Sequence[str], column: str = "vari
                          f"found {list(wide.columns)}")
     diff = (wide[after] - wide[before]).rename("value").reset_index()
     return summarize_scores(diff, by)
+
+
+def random_floor(scores: pd.DataFrame, by: Sequence[str] = ("dataset",),
+                 reference: str = "random", detector: str = "sobel",
+                 metric: str = "spearman_abs") -> pd.DataFrame:
+    """The floor of the edge-similarity claims: how close a random map (standard normal noise,
+    the chapter's ``reference`` rows) comes to the ``detector``'s edge map under ``metric``, per
+    group of ``by``: the mean and the 2.5-97.5 % band of the per-image scores
+    (:func:`~sanitylib.experiments.runner.band`; columns ``mean``, ``low``, ``high``, ``n``)."""
+    rows = scores[(scores["method"] == reference) & (scores["detector"] == detector)
+                  & (scores["metric"] == metric)]
+    records = [{**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                **band(metric, group["value"].to_numpy(dtype=float))}
+               for key, group in rows.groupby(list(by), sort=False)]
+    return pd.DataFrame(records)
+
+
+def edge_claims(summary: pd.DataFrame, floor: pd.DataFrame, *, chapter: str,
+                labels: Mapping[str, str] | None = None,
+                model_labels: Mapping[str, str] | None = None, detector: str = "sobel",
+                metric: str = "spearman_abs", test: str = "Edge similarity",
+                source: str = SOURCE, statement: str = EDGE_STATEMENT) -> pd.DataFrame:
+    """Claims that maps resemble an edge detector's output (by default the paper's Fig. 1
+    claim about trained models), per model, dataset and method of ``summary`` (columns model,
+    dataset, method, detector, metric, mean, low, high, n, n_seeds).
+
+    Each claim expects the mean similarity to the ``detector``'s map above the floor of
+    :func:`random_floor`, matched on dataset. The boundary is the top of the band where single
+    random maps fall (97.5 % of the per-image scores of the chapter's "random" reference), not
+    the upper end of the interval of their mean: "resembles an edge detector" must beat what
+    one random map can reach by chance, as everywhere in the book (the random-map baseline is a
+    band of single pairs too). The floor's mean is kept in ``floor``. ``statement`` is formatted
+    with ``method``, ``model`` (named by ``model_labels``, else :data:`MODEL_LABELS`) and
+    ``dataset``."""
+    names = {**MODEL_LABELS, **(model_labels or {})}
+    rows = summary[(summary["detector"] == detector) & (summary["metric"] == metric)]
+    rows = rows.merge(floor[["dataset", "mean", "high"]].rename(
+        columns={"mean": "floor", "high": "floor_high"}), on="dataset", how="left")
+    tables = []
+    for model, part in rows.groupby("model", sort=False):
+        claims = threshold_claims(
+            part, threshold="floor_high", expected="above", chapter=chapter, test=test,
+            source=source, labels=labels,
+            statement=statement.replace("{model}", names.get(model, str(model))),
+            statistic=f"mean similarity to the {detector} edge map",
+            setting=setting("predicted", detector=detector),
+            expectation="above the random-map band")
+        tables.append(claims.assign(floor=part["floor"].to_numpy(),
+                                    floor_high=part["floor_high"].to_numpy()))
+    return pd.concat(tables, ignore_index=True)
+
+
+def describe_sides(table: pd.DataFrame, boundary: float | str, words: Mapping[str, str],
+                   labels: Mapping[str, str] | None = None,
+                   by: Sequence[str] = ("model", "dataset")) -> str:
+    """A Markdown list, one item per group of ``by``: which methods' 95 % intervals lie above
+    ``boundary`` (a number, or a column per row), which below, and which contain it or rest on
+    fewer than 3 images, with each estimate, interval and n. ``words`` names the three sides
+    (keys "above", "below", "inconclusive"). Nothing in it is typed by hand."""
+    labels = labels or {}
+    lines = []
+    for key, group in table.groupby(list(by), sort=False):
+        model, dataset = key if isinstance(key, tuple) else (key, "")
+        sides: dict[str, list[str]] = {side: [] for side in ("above", "below", "inconclusive")}
+        for r in group.to_dict("records"):
+            edge = float(r[boundary]) if isinstance(boundary, str) else float(boundary)
+            side, _ = outcome(r["low"], r["high"], int(r["n"]), edge)
+            sides[side].append(f"{labels.get(r['method'], r['method'])} {r['mean']:.2f} "
+                               f"[{r['low']:.2f}, {r['high']:.2f}]")
+        first = group.iloc[0]
+        head = (f"**{MODEL_LABELS.get(model, str(model).upper())}"
+                + (f" on {dataset}" if dataset else "") + "** "
+                + f"({describe_n(int(first['n']), int(first.get('n_seeds', 1)))})")
+        parts = [f"{words[side]}: {', '.join(items)}" for side, items in sides.items() if items]
+        lines.append(f"* {head}: " + "; ".join(parts) + ".")
+    return "\n".join(lines)

@@ -22,7 +22,7 @@ from scipy import stats
 
 from sanitylib.methods.similarity import METRIC_RANGES
 
-__all__ = ["CONFIDENCE", "UNITS", "interval_summary"]
+__all__ = ["CONFIDENCE", "UNITS", "interval_summary", "wilson"]
 
 CONFIDENCE = 0.95
 #: Columns that identify the independent unit of a score table, in order of preference.
@@ -78,3 +78,15 @@ def interval_summary(scores: pd.DataFrame, by: Sequence[str], confidence: float 
                      "n_scores": int(defined.sum()), "n_undefined": int((~defined).sum())})
     columns = [*by, "mean", "low", "high", "n", "n_seeds", "n_scores", "n_undefined"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def wilson(share: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``share`` of ``n`` independent trials (an
+    accuracy over ``n`` test images): unlike the normal approximation it stays within [0, 1]
+    and is not empty at 0 or 1 (Wilson 1927, J. Am. Stat. Assoc. 22(158))."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return max(centre - half, 0.0), min(centre + half, 1.0)

@@ -1,8 +1,9 @@
 """The model parameter randomization chapters: Adebayo et al. (2018), Section 4, Figs. 2-4.
 
 Runs :func:`sanitylib.experiments.randomization_run` over every model of the book, collects the
-tidy scores, and turns them into the paper's verdict: after full randomization, can a method's
-maps be told apart from two unrelated random maps?
+tidy scores, and turns them into claims (:mod:`sanitylib.experiments.claims`): at a given step of
+the randomization, are a method's maps like two unrelated random maps, as the paper expects, or
+still similar to the trained model's?
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.ceiling import ceiling_table, perturbation_ceiling, scale_verdicts
+from sanitylib.experiments.claims import MODEL_LABELS, VERDICTS, claims_frame, similarity_claims
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
     RandomizationRun,
     randomization_run,
     summarize_scores,
 )
-from sanitylib.methods.saliency import METHODS
+from sanitylib.methods.saliency import LABELS, METHODS
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 #: What the paper reports for each method under cascading randomization (Section 4, Fig. 2).
@@ -31,6 +33,14 @@ PAPER_FINDINGS = {
     "integrated_gradients": "keeps the input's structure",
     "ig_smoothgrad": "keeps the input's structure",
 }
+#: The paper's findings as claim expectations: "changes" (the maps become like random maps) or
+#: "remains" (they stay similar: "barely changes", "keeps the input's structure").
+EXPECTATIONS = {m: "changes" if f == "changes" else "remains" for m, f in PAPER_FINDINGS.items()}
+#: Where the paper reports them.
+SOURCE = "Adebayo et al. 2018, Section 4, Figs. 2-4"
+#: The canonical test and statistic of the claims after full cascading randomization.
+CASCADING = "Cascading randomization"
+AFTER_EVERY_BLOCK = "mean similarity after every block is re-initialized"
 
 
 def methods_for(model: ModelUnderTest | nn.Module, methods: Sequence[str] = METHODS) -> list[str]:
@@ -131,39 +141,62 @@ def with_ceiling(verdicts: pd.DataFrame, ceilings: pd.DataFrame) -> pd.DataFrame
     return merged
 
 
-def agreement(verdicts: pd.DataFrame, metric: str = "spearman_abs") -> pd.DataFrame:
-    """Per model and method: does this replication's verdict under ``metric`` match the paper?
+def step_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None, *,
+                chapter: str, test: str, statistic: str, statement: str, step: int | None = None,
+                source: str = SOURCE, setting: str = "",
+                expectations: Mapping[str, str] = EXPECTATIONS,
+                metrics: Sequence[str] = ("spearman_abs",)) -> pd.DataFrame:
+    """Claims (:func:`sanitylib.experiments.claims.similarity_claims`) on the similarity to the
+    trained model's maps at one step of a randomization run: ``step`` (1 = the first block
+    re-initialized) or, by default, each model's last step. One claim per model, dataset,
+    method and metric of ``metrics``, judged against ``floor`` (the random-map band) and
+    ``ceiling`` (:func:`model_ceilings`). ``statement`` is formatted with ``model`` (its label
+    from :data:`sanitylib.experiments.claims.MODEL_LABELS`), ``dataset``, ``method`` and
+    ``expectation``."""
+    last = scores.groupby(["model", "dataset"])["step"].transform("max")
+    chosen = scores[(scores.step == (last if step is None else step))
+                    & scores.metric.isin(list(metrics))]
+    summary = summarize_scores(chosen, ["model", "dataset", "method", "metric"])
+    parts = [similarity_claims(
+        rows, floor, expectations, chapter=chapter, test=test, source=source,
+        statement=statement.format(model=MODEL_LABELS.get(model, model), dataset=dataset,
+                                   method="{method}", expectation="{expectation}"),
+        statistic=statistic, ceiling=ceiling, setting=setting, labels=LABELS)
+        for (model, dataset), rows in summary.groupby(["model", "dataset"], sort=False)]
+    return pd.concat(parts, ignore_index=True) if parts else claims_frame([])
 
-    The paper's "changes" corresponds to "like random maps"; "barely changes" and "keeps the
-    input's structure" to "still similar".
-    """
-    rows = verdicts[verdicts.metric == metric].copy()
-    expected = rows["paper"].map(lambda p: "like random maps" if p == "changes" else "still similar")
-    rows["agrees with paper"] = (rows["verdict"] == expected).map({True: "yes", False: "no"})
-    scale = [c for c in ("ceiling", "position", "on the scale") if c in rows]
-    return rows[["model", "dataset", "method", "mean", "low", "high", "random_high", *scale,
-                 "verdict", "paper", "agrees with paper"]]
+
+def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None, *,
+                     chapter: str, setting: str,
+                     metrics: Sequence[str] = ("spearman_abs",)) -> pd.DataFrame:
+    """The paper's claims (:data:`EXPECTATIONS`, :data:`SOURCE`) after full cascading
+    randomization: :func:`step_claims` at each model's last step, under the test
+    :data:`CASCADING` and the statistic :data:`AFTER_EVERY_BLOCK`."""
+    return step_claims(scores, floor, ceiling, chapter=chapter, test=CASCADING,
+                       statistic=AFTER_EVERY_BLOCK, setting=setting, metrics=metrics,
+                       statement="{model} on {dataset}: {method} maps {expectation} after every "
+                                 "block is re-initialized")
 
 
-def describe_agreement(table: pd.DataFrame, labels: Mapping[str, str] | None = None,
-                       model_labels: Mapping[str, str] | None = None) -> str:
-    """A Markdown paragraph listing, per model, where the verdicts of :func:`agreement` match
-    the paper's and where they do not, with the similarity values that decide it (models named
-    by ``model_labels``, else in capitals: "CNN")."""
-    labels = labels or {}
-    model_labels = model_labels or {}
-    lines = []
-    for (model, dataset), rows in table.groupby(["model", "dataset"], sort=False):
-        agree = rows[rows["agrees with paper"] == "yes"]
-        differ = rows[rows["agrees with paper"] == "no"]
-        text = (f"* **{model_labels.get(model, model.upper())} on {dataset}**: {len(agree)} of "
-                f"{len(rows)} methods agree "
-                "with the paper")
-        if len(differ):
-            details = ", ".join(
-                f"{labels.get(r.method, r.method)} ({r.verdict}, {r.mean:.2f} "
-                f"[{r.low:.2f}, {r.high:.2f}] against a random band up to {r.random_high:.2f}; "
-                f"paper: {r.paper})" for r in differ.itertuples())
-            text += f"; not: {details}"
-        lines.append(text + ".")
-    return "\n".join(lines)
+def verdict_counts(claims: pd.DataFrame, column: str) -> pd.DataFrame:
+    """How many claims agree, differ and are inconclusive, per method (rows, by their labels) and
+    value of ``column`` (columns): "2 agrees, 1 inconclusive"."""
+    def count(verdicts: pd.Series) -> str:
+        return ", ".join(f"{(verdicts == v).sum()} {v}" for v in VERDICTS if (verdicts == v).any())
+
+    order = [LABELS.get(m, m) for m in dict.fromkeys(claims["method"])]
+    return (claims.assign(method=claims["method"].map(lambda m: LABELS.get(m, m)))
+            .pivot_table(index="method", columns=column, values="verdict", aggfunc=count)
+            .reindex(index=order, columns=list(dict.fromkeys(claims[column]))).fillna(""))
+
+
+def verdict_changes(claims: pd.DataFrame, column: str, a: str, b: str) -> list[str]:
+    """The claims whose verdict differs between ``column`` = ``a`` and ``column`` = ``b`` (same
+    test, model, dataset, method and metric), each as "GradCAM (CNN on mnist: agrees under a,
+    inconclusive under b)"."""
+    keys = ["test", "model", "dataset", "method", "metric"]
+    pairs = claims[claims[column] == a].merge(claims[claims[column] == b], on=keys,
+                                              suffixes=("_a", "_b"))
+    return [f"{LABELS.get(r.method, r.method)} ({MODEL_LABELS.get(r.model, r.model)} on "
+            f"{r.dataset}: {r.verdict_a} under {a}, {r.verdict_b} under {b})"
+            for r in pairs.itertuples() if r.verdict_a != r.verdict_b]

@@ -19,6 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sanitylib.experiments.claims import setting, similarity_claims, threshold_claims
+from sanitylib.experiments.edges import edge_claims
 from sanitylib.infra.cache import cached
 from sanitylib.methods import similarity
 from sanitylib.methods.edges import SOBEL_X, sobel
@@ -26,6 +28,12 @@ from sanitylib.methods.similarity import compare
 
 FILTERS = ("random", "sobel")
 POOLS = ("max", "sum")
+#: Where the paper makes the arguments this chapter tests.
+LINEAR_SOURCE = "Adebayo et al. 2018, Section 5.2"
+CONV_SOURCE = "Adebayo et al. 2018, Section 5.2, Fig. 6"
+DOMINANCE_SOURCE = "Adebayo et al. 2018, Section 5.1, Fig. 5d"
+#: The maps of :func:`input_dominance` as the saliency methods they stand for.
+MAP_METHODS = {"g": "gradient", "x ⊙ g": "gradient_x_input"}
 
 
 def linear_model(in_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10,
@@ -138,3 +146,87 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
                              "noise_levels": [float(v) for v in noise_levels],
                              "metrics": list(metrics), "seed": seed, "labels": labels or {}},
                   build, code=(similarity, input_dominance))
+
+
+def weight_deviation(gradients: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
+    """The largest ``|gradient - w|`` of each map (one value per image)."""
+    return (gradients - weights).abs().flatten(1).amax(1).detach().cpu().numpy()
+
+
+def deviation_claims(deviations: pd.DataFrame, *, threshold: float, chapter: str
+                     ) -> pd.DataFrame:
+    """The linear model's identity, gradient = w, as one claim per ``data``: the largest
+    deviation (``deviations``: columns data, seed, image, value from :func:`weight_deviation`)
+    lies below ``threshold``. A maximum bounds every image and seed seen, so no interval is
+    taken: estimate, low and high are all the largest deviation; n counts the images (the
+    independent inputs) and n_seeds the random weight draws."""
+    rows = [{"model": "linear", "dataset": data, "method": "gradient",
+             "metric": "max_abs_deviation", "mean": float(part["value"].max()),
+             "low": float(part["value"].max()), "high": float(part["value"].max()),
+             "n": int(part["image"].nunique()), "n_seeds": int(part["seed"].nunique())}
+            for data, part in deviations.groupby("data", sort=False)]
+    return threshold_claims(
+        pd.DataFrame(rows), threshold=threshold, expected="below", chapter=chapter,
+        test="Linear model: gradient = w", source=LINEAR_SOURCE,
+        statement=("Linear model on {dataset}: the gradient of a random linear model is its "
+                   "weight row w (largest |gradient - w| below {threshold})"),
+        statistic="largest |gradient - w| over images and seeds", setting=setting("predicted"))
+
+
+def linear_claims(summary: pd.DataFrame, floor: pd.DataFrame, *, chapter: str
+                  ) -> pd.DataFrame:
+    """The linear-model argument compared with the input: the gradient (= w) is like a random
+    map, Gradient ⊙ Input (= w ⊙ x) stays similar to the input. ``summary`` has the rows of
+    :func:`input_dominance` at noise 0 summarized per data, map and metric; ``floor`` the
+    random-map band per dataset and metric (columns dataset, metric, mean, high)."""
+    rows = summary.rename(columns={"data": "dataset"})
+    rows = rows.assign(model="linear", method=rows["map"].map(MAP_METHODS))
+    statements = {
+        "gradient": ("Linear model on {dataset}: the gradient (= w) of a random linear model is "
+                     "no more similar to the input than a random map (Spearman of absolute maps)"),
+        "gradient_x_input": ("Linear model on {dataset}: Gradient ⊙ Input (= w ⊙ x) of a random "
+                             "linear model is more similar to the input than random maps are "
+                             "(Spearman of absolute maps)")}
+    expectations = {"gradient": "changes", "gradient_x_input": "remains"}
+    return pd.concat([similarity_claims(
+        rows[rows["method"] == method], floor, {method: expectations[method]}, chapter=chapter,
+        test="Linear model: similarity to the input", source=LINEAR_SOURCE, statement=statement,
+        statistic="mean similarity to the input", setting=setting("predicted"))
+        for method, statement in statements.items()], ignore_index=True)
+
+
+def conv_claims(summary: pd.DataFrame, floor: pd.DataFrame, methods: Sequence[str], *,
+                chapter: str, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Section 5.2's argument, that a one-layer conv net's maps follow the input's edges even
+    with random filters: per net, data and method of ``methods``, the similarity to the Sobel
+    map above the random-map band (:func:`sanitylib.experiments.edges.edge_claims`, with
+    ``summary`` the rows per data, net, method, detector and metric, and ``floor`` the
+    random reference per dataset)."""
+    rows = summary.rename(columns={"data": "dataset", "net": "model"})
+    return edge_claims(
+        rows[rows["method"].isin(methods)], floor, chapter=chapter, labels=labels,
+        test="One-layer conv net: edge similarity", source=CONV_SOURCE,
+        statement=("One-layer conv net ({model}) on {dataset}: the {method} map is closer to "
+                   "the Sobel edge map than random maps are (Spearman of absolute maps)"))
+
+
+def dominance_claims(summary: pd.DataFrame, floor: pd.DataFrame, models: Mapping[str, str], *,
+                     chapter: str, metric: str = "spearman_abs") -> pd.DataFrame:
+    """Fig. 5d's claim that the input dominates Gradient ⊙ Input: with the gradient replaced by
+    the largest noise of ``summary`` (rows of :func:`input_dominance` per data, map, metric and
+    noise), ``x ⊙ g`` stays more similar to ``x`` than random maps are under ``metric`` (the
+    paper's), per input case (``data``). ``models`` names the network whose gradient each case uses; ``floor`` is the
+    random-map band per case (columns dataset, metric, mean, high)."""
+    top = summary["noise"].max()
+    rows = summary[(summary["noise"] == top) & (summary["map"] == "x ⊙ g")
+                   & (summary["metric"] == metric)]
+    rows = rows.rename(columns={"data": "dataset"})
+    rows = rows.assign(model=rows["dataset"].map(models), method=rows["map"].map(MAP_METHODS))
+    return similarity_claims(
+        rows, floor, {"gradient_x_input": "remains"}, chapter=chapter, test="Input dominance",
+        source=DOMINANCE_SOURCE,
+        statement=(f"Input dominance ({{dataset}}): with the gradient replaced by noise {top:g} "
+                   "times its own size, Gradient ⊙ Input stays more similar to the input than "
+                   "random maps are (Spearman of absolute maps)"),
+        statistic=f"mean similarity of x ⊙ (g + noise) to x at noise {top:g}",
+        setting=setting("predicted"))
