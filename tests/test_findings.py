@@ -1,69 +1,75 @@
-"""Findings at a glance: claims read from the chapters' CSV files, with the scale beside the
-strict verdict."""
+"""Findings at a glance: the matrix, its meaning and the chapters' claims, from hand-made claims."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-import pandas as pd
-
-from sanitylib.experiments.findings import findings_table
-
-
-def write(root: Path, folder: str, name: str, rows: list[dict[str, object]]) -> None:
-    (root / folder).mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(root / folder / f"{name}.csv", index=False)
-
-
-def verdict(method: str, paper: str, verdict: str, **scale: object) -> dict[str, object]:
-    return {"model": "cnn", "dataset": "mnist", "order": "cascading", "method": method,
-            "metric": "spearman_abs", "mean": 0.5, "low": 0.4, "high": 0.6, "random_high": 0.1,
-            "verdict": verdict, "paper": paper, **scale}
+from sanitylib.experiments.claims import claims_frame
+from sanitylib.experiments.findings import (
+    chapter_titles,
+    matrix_html,
+    meaning,
+    missing_claims,
+    verdict_matrix,
+)
 
 
-def test_no_results_gives_no_claims(tmp_path):
-    table = findings_table(tmp_path)
-    assert table.empty
-    assert list(table.columns) == ["claim", "measured", "agrees", "on the scale", "chapter"]
+def claim(chapter: str, model: str, method: str, verdict: str, test: str = "Cascading randomization",
+          setting: str = "class: recomputed", estimate: float = 0.1) -> dict[str, object]:
+    return {"claim": f"{method} on {model}", "source": "paper", "chapter": chapter, "test": test,
+            "model": model, "dataset": "mnist", "method": method, "metric": "spearman_abs",
+            "setting": setting, "statistic": "final", "n_images": 16, "n_seeds": 3,
+            "estimate": estimate, "low": estimate - 0.05, "high": estimate + 0.05,
+            "boundary": 0.1, "expected": "changes", "verdict": verdict, "reason": ""}
 
 
-def test_strict_and_scale_verdicts_are_read_side_by_side(tmp_path):
-    write(tmp_path, "cascading", "verdict", [
-        verdict("gradient", "changes", "like random maps", position=0.1, **{"on the scale": "changes"}),
-        verdict("guided_backprop", "barely changes", "partly", position=0.9,
-                **{"on the scale": "still similar"}),
-        {**verdict("gradient", "changes", "partly"), "metric": "ssim"},  # not the claim's metric
-    ])
-    table = findings_table(tmp_path).set_index("claim")
-    assert len(table) == 2
-    first = table.loc["Cascading randomization: Gradient changes (CNN on mnist)"]
-    assert (first.agrees, first["on the scale"]) == ("agrees", "agrees")
-    assert "10% of the way from random maps to the ceiling: changes" in first.measured
-    second = table.loc["Cascading randomization: Guided BackProp barely changes (CNN on mnist)"]
-    assert (second.agrees, second["on the scale"]) == ("differs", "agrees")
-    assert set(table.chapter) == {"02_cascading"}
+CLAIMS = claims_frame([
+    claim("02_cascading", "cnn", "gradient", "agrees"),
+    claim("02_cascading", "mlp", "gradient", "differs"),
+    claim("02_cascading", "cnn", "guided_backprop", "inconclusive"),
+    claim("11_after_the_paper", "cnn", "gradient", "differs", setting="class: fixed",
+          estimate=0.4),
+    {**claim("01_models", "cnn", "", "agrees", test="Training"), "metric": "accuracy"},
+])
 
 
-def test_verdicts_without_a_ceiling_say_so(tmp_path):
-    write(tmp_path, "data_randomization", "verdict", [verdict("gradient", "changes", "partly")])
-    row = findings_table(tmp_path).iloc[0]
-    assert (row.agrees, row["on the scale"]) == ("differs", "no ceiling")
-    assert "ceiling" not in row.measured
+def test_matrix_one_cell_per_method_and_test() -> None:
+    matrix = verdict_matrix(CLAIMS)
+    assert len(matrix) == 3  # accuracy claims have no method; two settings share a cell
+    cell = matrix[(matrix.model == "cnn") & (matrix.method == "gradient")].iloc[0]
+    assert cell.verdict == "mixed" and cell.detail == "1 agrees, 1 differs"
+    assert cell.chapters == ["02_cascading", "11_after_the_paper"]
+    assert cell.n == "16 images × 3 seeds"
 
 
-def test_text_claims_after_the_first_and_the_last_block(tmp_path):
-    rows = [{"step": step, "block": block, "method": method, "metric": metric,
-             "statistic": statistic, "value": value, "floor": 0.0, "ceiling": 1.0,
-             "position": value, "verdict": v}
-            for step, block, value, v in ((1, "classifier", 0.8, "still similar"),
-                                          (2, "embeddings", 0.05, "changes"))
-            for method in ("ig_global", "ig_local", "gradient") for metric in ("cosine", "spearman")
-            for statistic in ("median", "mean")]
-    write(tmp_path, "text", "scaled", rows)
-    table = findings_table(tmp_path)
-    assert len(table) == 4  # two IG forms x (first block, every block); cosine medians only
-    assert set(table.chapter) == {"08_text"}
-    first = table[table.claim.str.contains("the classifier")]
-    last = table[table.claim.str.contains("every block")]
-    assert set(first.agrees) == {"differs"} and set(last.agrees) == {"agrees"}
-    assert last.measured.str.contains("median cosine 0.05 \\(random maps 0.00, ceiling 1.00\\)").all()
+def test_matrix_html_colours_and_links() -> None:
+    page = matrix_html(CLAIMS, {"02_cascading": "Cascading randomization"}, {"gradient": "Gradient"})
+    assert page.count("<table") == 2 and "<h3>CNN on MNIST</h3>" in page
+    assert "href='02_cascading.html'" in page and "#e6e6e6" in page and "#fbeab0" in page
+
+
+def test_meaning_is_computed_from_the_claims() -> None:
+    text = meaning(CLAIMS, {"gradient": "Gradient"})
+    assert "**5 claims** on 2 model and dataset pairs: 1 agrees" not in text
+    assert "**5 claims** on 2 model and dataset pairs: 2 agrees, 2 differs, 1 inconclusive." in text
+    assert "**Gradient** (paper: changes): agrees on CNN on MNIST; differs on MLP on MNIST." in text
+    assert "no two claims" in text  # the fixed-class claim is a named setting, not a contradiction
+
+
+def test_meaning_names_contradictions() -> None:
+    clash = claims_frame([claim("02_cascading", "cnn", "gradient", "agrees"),
+                          claim("08_text", "cnn", "gradient", "differs")])
+    assert "1 pair of claims contradict each other" in meaning(clash, {})
+
+
+def test_chapter_titles_and_missing_claims(tmp_path) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "02_cascading.ipynb").write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["# Cascading randomization\n", "text"]}]}))
+    assert chapter_titles(notebooks) == {"02_cascading": "Cascading randomization"}
+    results = tmp_path / "results"
+    for folder in ("cascading", "edges", "findings", "check"):
+        (results / folder).mkdir(parents=True)
+    (results / "cascading" / "claims.csv").write_text("claim\n")
+    assert missing_claims(results) == ["edges"]

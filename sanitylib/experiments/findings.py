@@ -1,127 +1,144 @@
-"""Findings at a glance: each claim of the two papers next to the number this book measured.
+"""Findings at a glance: every claim the chapters tested, per network a method x test matrix.
 
-Everything here is read from the tidy CSV files the chapters wrote under ``results/``; no number
-is typed. A claim whose chapter has not run is left out, never guessed. Where a chapter measured
-a ceiling (:mod:`sanitylib.experiments.ceiling`), the claim is also read on the random-to-ceiling
-scale (column ``on the scale``), beside the strict interval verdict.
+Everything here is read from the claims the chapters wrote (``results/<folder>/claims.csv``,
+:mod:`sanitylib.experiments.claims`); no number or verdict is typed. A chapter that has not run
+contributes nothing, and nothing is guessed for it.
 """
 
 from __future__ import annotations
 
+import html
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from sanitylib.methods import text
-from sanitylib.methods.saliency import LABELS
+from sanitylib.experiments.claims import (
+    DATASET_LABELS,
+    MODEL_LABELS,
+    VERDICTS,
+    contradictions,
+    describe_n,
+)
 
-__all__ = ["CHAPTERS", "findings_table"]
+__all__ = ["COLOURS", "NO_CLAIMS", "chapter_titles", "matrix_html", "meaning", "missing_claims",
+           "verdict_matrix"]
 
-#: Results folder -> the chapter (executed notebook) that wrote it.
-CHAPTERS = {"models": "01_models", "cascading": "02_cascading",
-            "data_randomization": "04_data_randomization",
-            "input_multiplier": "07_input_multiplier", "text": "08_text"}
-#: The paper's verdict -> the verdict this book gives when it agrees.
-EXPECTED = {"changes": "like random maps", "barely changes": "still similar",
-            "keeps the input's structure": "still similar"}
-#: The paper's verdict -> the random-to-ceiling scale's verdict when it agrees.
-EXPECTED_ON_SCALE = {"changes": "changes", "barely changes": "still similar",
-                     "keeps the input's structure": "still similar"}
-#: Kokhlikyan et al. (Fig. 3, Section 3.2): token importances of both IG forms are unrelated to
-#: the trained model's from the first randomized block (the classifier) on.
-TEXT_METHODS = ("ig_global", "ig_local")
-
-
-def _read(root: Path, folder: str, name: str) -> pd.DataFrame | None:
-    path = root / folder / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
+#: Background of each verdict in the matrix ("mixed": the cell's claims disagree).
+COLOURS = {"agrees": "#d8efd3", "differs": "#f6cfc9", "inconclusive": "#e6e6e6",
+           "mixed": "#fbeab0"}
+#: Results folders of pages that make no claims: this page, and the demonstration of
+#: ``sanitylib check`` on two models (its verdicts are about the report, not the papers).
+NO_CLAIMS = ("findings", "check")
 
 
-def _accuracy_rows(table: pd.DataFrame) -> list[dict[str, object]]:
-    rows = []
-    for r in table.itertuples():
-        where = f"{r.architecture.upper()} on {r.dataset}"
-        if r.labels == "true" and pd.notna(r.paper_test_accuracy):
-            paper = float(r.paper_test_accuracy)
-            rows.append({"claim": f"{where} trained on true labels reaches {paper:.1%} test "
-                         "accuracy", "measured": f"{r.test_accuracy:.1%} ({r.source})",
-                         "agrees": r.test_accuracy >= paper - 0.01, "folder": "models"})
-        elif r.labels == "permuted":
-            rows.append({"claim": f"{where} memorises permuted labels (> 95 % training "
-                         "accuracy) with test accuracy at chance",
-                         "measured": f"training {r.train_accuracy:.1%}, test "
-                         f"{r.test_accuracy:.1%}",
-                         "agrees": r.train_accuracy > 0.95 and r.test_accuracy < 0.2,
-                         "folder": "models"})
-    return rows
+#: The book's notebooks (beside the library in a checkout).
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def _on_scale(position: float, verdict: str) -> str:
-    return f"; {position:.0%} of the way from random maps to the ceiling: {verdict}"
+def chapter_titles(notebooks: Path = NOTEBOOKS) -> dict[str, str]:
+    """Chapter id (notebook name) -> its title, the first ``# `` heading of the notebook."""
+    titles = {}
+    for path in sorted(Path(notebooks).glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for cell in cells:
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "markdown" and text.startswith("# "):
+                titles[path.stem] = text.splitlines()[0][2:].strip()
+                break
+    return titles
 
 
-def _verdict_rows(table: pd.DataFrame, test: str, folder: str) -> list[dict[str, object]]:
-    rows = []
-    for r in table[table.metric == "spearman_abs"].to_dict("records"):
-        scaled = pd.notna(r.get("position"))
-        rows.append({
-            "claim": f"{test}: {LABELS.get(r['method'], r['method'])} {r['paper']} "
-                     f"({r['model'].upper()} on {r['dataset']})",
-            "measured": f"Spearman (abs.) {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
-                        f"against random maps up to {r['random_high']:.2f}: {r['verdict']}"
-                        + (_on_scale(r["position"], r["on the scale"]) if scaled else ""),
-            "agrees": r["verdict"] == EXPECTED[r["paper"]],
-            "on the scale": r["on the scale"] == EXPECTED_ON_SCALE[r["paper"]] if scaled else None,
-            "folder": folder})
-    return rows
+def missing_claims(root: Path) -> list[str]:
+    """Results folders of chapters that ran but wrote no ``claims.csv`` (every chapter with
+    results must state what they show)."""
+    return sorted(p.name for p in Path(root).iterdir()
+                  if p.is_dir() and p.name not in NO_CLAIMS and not (p / "claims.csv").exists())
 
 
-def _text_rows(table: pd.DataFrame) -> list[dict[str, object]]:
-    """The text claims, read on the scale only (the text chapter has no interval verdict)."""
-    rows = []
-    cosine = table[(table.metric == "cosine") & table.method.isin(TEXT_METHODS)
-                   & (table.statistic == "median")]
-    for which, step in (("the classifier", cosine.step.min()), ("every block", cosine.step.max())):
-        for r in cosine[cosine.step == step].to_dict("records"):
-            changes = r["verdict"] == "changes"
-            rows.append({
-                "claim": f"Text (Kokhlikyan et al., Fig. 3): {text.LABELS[r['method']]}'s token "
-                         f"importance changes once {which} is randomized",
-                "measured": f"median cosine {r['value']:.2f} (random maps {r['floor']:.2f}, ceiling "
-                            f"{r['ceiling']:.2f})" + _on_scale(r["position"], r["verdict"]),
-                "agrees": changes, "on the scale": changes, "folder": "text"})
-    return rows
+def _cell(group: pd.DataFrame) -> dict[str, object]:
+    verdicts = group["verdict"].value_counts()
+    verdict = verdicts.index[0] if len(verdicts) == 1 else "mixed"
+    counts = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if v in verdicts)
+    n = describe_n(int(group["n_images"].min()), int(group["n_seeds"].min()))
+    return {"verdict": verdict, "detail": counts, "n": n,
+            "chapters": list(dict.fromkeys(group["chapter"])),
+            "claims": list(group["claim"])}
 
 
-def _multiplier_rows(table: pd.DataFrame) -> list[dict[str, object]]:
-    rows = []
-    for r in table[table.metric == "ssim"].itertuples():
-        rows.append({"claim": f"Input multiplier: after randomization, {r[2]} (with the "
-                     f"multiplier) stays more similar than {r[1]} (Kokhlikyan et al., Fig. 1)",
-                     "measured": f"SSIM {r.global_mean:.2f} against {r.local_mean:.2f}",
-                     "agrees": r.gap > 0, "folder": "input_multiplier"})
-    return rows
+def verdict_matrix(claims: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, dataset, method, test) with method-level claims: the verdict ("mixed"
+    where the cell's claims disagree, e.g. under two settings), the counts, the smallest n, the
+    chapters and the claims' words."""
+    rows = claims[claims["method"].astype(str) != ""]
+    cells = [{"model": m, "dataset": d, "method": method, "test": t, **_cell(g)}
+             for (m, d, method, t), g in rows.groupby(["model", "dataset", "method", "test"],
+                                                      sort=False)]
+    return pd.DataFrame(cells, columns=["model", "dataset", "method", "test", "verdict",
+                                        "detail", "n", "chapters", "claims"])
 
 
-def findings_table(root: Path) -> pd.DataFrame:
-    """One row per claim: the claim, what this book measured, whether they agree (by the
-    chapter's own verdict, and on the random-to-ceiling scale where a ceiling was measured), and
-    the chapter to read, from the CSV files under ``root`` (the ``results/`` folder)."""
-    rows: list[dict[str, object]] = []
-    if (table := _read(root, "models", "accuracy")) is not None:
-        rows += _accuracy_rows(table)
-    if (table := _read(root, "cascading", "verdict")) is not None:
-        rows += _verdict_rows(table[table.order == "cascading"], "Cascading randomization",
-                              "cascading")
-    if (table := _read(root, "data_randomization", "verdict")) is not None:
-        rows += _verdict_rows(table, "Data randomization", "data_randomization")
-    if (table := _read(root, "input_multiplier", "local_global_gap")) is not None:
-        rows += _multiplier_rows(table)
-    if (table := _read(root, "text", "scaled")) is not None:
-        rows += _text_rows(table)
-    result = pd.DataFrame(rows, columns=["claim", "measured", "agrees", "on the scale", "folder"])
-    words = {True: "agrees", False: "differs"}
-    result["agrees"] = result["agrees"].map(words)
-    result["on the scale"] = result["on the scale"].map(words).fillna("no ceiling")
-    result["chapter"] = result.pop("folder").map(CHAPTERS)
-    return result
+def matrix_html(claims: pd.DataFrame, titles: Mapping[str, str],
+                method_labels: Mapping[str, str]) -> str:
+    """Per network, an HTML table of methods (rows) against tests (columns), each cell coloured
+    by its verdict, with its n and a link to the chapter that tested it."""
+    matrix = verdict_matrix(claims)
+    parts = []
+    for (model, dataset), part in matrix.groupby(["model", "dataset"], sort=False):
+        tests = list(dict.fromkeys(part["test"]))
+        methods = list(dict.fromkeys(part["method"]))
+        head = "".join(f"<th>{html.escape(t)}</th>" for t in tests)
+        body = []
+        for method in methods:
+            cells = []
+            for test in tests:
+                hit = part[(part.method == method) & (part.test == test)]
+                if hit.empty:
+                    cells.append("<td></td>")
+                    continue
+                c = hit.iloc[0]
+                links = " ".join(f"<a href='{ch}.html' title='{html.escape(titles.get(ch, ch))}'>"
+                                 f"{html.escape(ch.split('_')[0])}</a>" for ch in c["chapters"])
+                detail = "" if c["verdict"] != "mixed" else f"<br><small>{c['detail']}</small>"
+                cells.append(
+                    f"<td style='background:{COLOURS[c['verdict']]}' "
+                    f"title='{html.escape(' | '.join(c['claims']))}'>"
+                    f"<b>{c['verdict']}</b>{detail}<br><small>{c['n']} · {links}</small></td>")
+            body.append(f"<tr><th>{html.escape(method_labels.get(method, method))}</th>"
+                        + "".join(cells) + "</tr>")
+        name = f"{MODEL_LABELS.get(model, model)} on {DATASET_LABELS.get(dataset, dataset)}"
+        parts.append(f"<h3>{html.escape(name)}</h3><table class='findings-matrix'>"
+                     f"<tr><th>method</th>{head}</tr>{''.join(body)}</table>")
+    return "\n".join(parts)
+
+
+def meaning(claims: pd.DataFrame, method_labels: Mapping[str, str]) -> str:
+    """What the claims mean, computed: the counts, the methods whose paper verdict holds on
+    every network tested (and where it does not), and the cross-chapter consistency."""
+    if claims.empty:
+        return "No chapter has written claims yet."
+    counts = claims["verdict"].value_counts()
+    networks = claims[["model", "dataset"]].drop_duplicates()
+    lines = [f"* **{len(claims)} claims** on {len(networks)} model and dataset pairs: "
+             + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
+    central = claims[(claims.test == "Cascading randomization")
+                     & (claims.setting.astype(str).str.startswith("class: recomputed"))]
+    for method, group in central.groupby("method", sort=False):
+        by = {v: ", ".join(f"{MODEL_LABELS.get(m, m)} on {DATASET_LABELS.get(d, d)}"
+                           for m, d in zip(group[group.verdict == v].model,
+                                           group[group.verdict == v].dataset))
+              for v in VERDICTS}
+        said = "; ".join(f"{v} on {by[v]}" for v in VERDICTS if by[v])
+        lines.append(f"* Cascading randomization, **{method_labels.get(method, method)}** "
+                     f"(paper: {group['expected'].iloc[0]}): {said}.")
+    clashes = contradictions(claims)
+    lines.append("* Across chapters, " + (
+        "no two claims about the same test, network, method, statistic and setting contradict "
+        "each other." if clashes.empty else
+        f"{len(clashes)} pair{'s' * (len(clashes) != 1)} of claims contradict each other: "
+        + "; ".join(
+            f"{r.test}, {r.model}, {method_labels.get(r.method, r.method)}: {r.chapter_a} "
+            f"{r.estimate_a:.2f} ({r.verdict_a}) against {r.chapter_b} {r.estimate_b:.2f} "
+            f"({r.verdict_b}), {r.why}" for r in clashes.itertuples()) + "."))
+    return "\n".join(lines)
