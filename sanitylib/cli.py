@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["PREPROCESSING", "main"]
 
@@ -41,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
                      "TorchScript file, or a built-in (efficientnet_lite0, inception_v3, cnn, mlp)")
     run.add_argument("inputs", help="a folder of PNG/JPEG images or a .pt/.npy tensor file")
     run.add_argument("--out", required=True, help="folder for report.html, scores.csv, verdict.json")
-    run.add_argument("--weights", help="a state dict for torchvision:/timm: models (weights_only)")
+    run.add_argument("--weights", help="a state dict for torchvision:/timm: models (weights_only); "
+                     "without it their library's pretrained weights are used")
+    run.add_argument("--random-weights", action="store_true", help="check a torchvision:/timm: "
+                     "architecture with random weights, never trained (the report says so)")
     run.add_argument("--methods", type=_csv, default=list(DEFAULT_METHODS))
     run.add_argument("--order", default="cascading", help=f"one of {', '.join(ORDERS)}")
     run.add_argument("--seeds", type=_seeds, default=[0])
@@ -80,16 +84,25 @@ def _preprocessing(name: str):
             "model": None}[name]
 
 
+def _weights_source(args: argparse.Namespace) -> str:
+    """Where the checked model's weights came from, for the report's settings."""
+    if args.random_weights:
+        return "random: never trained (--random-weights)"
+    if args.weights:
+        return f"from {args.weights}"
+    library = args.model.partition(":")[0]
+    return f"{library}'s pretrained weights" if library in ("torchvision", "timm") else "as built"
+
+
 def _fail(message: str) -> int:
     print(f"sanitylib check: error: {message}", file=sys.stderr)
     return 2
 
 
 def _check(args: argparse.Namespace) -> int:
-    import torch
     from tqdm.auto import tqdm
 
-    from sanitylib.checker.run import check, prepare_model, validate
+    from sanitylib.checker.run import check, finite_inputs, logits_model, prepare_model, validate
     from sanitylib.data.inputs import load_inputs
     from sanitylib.data.sources import DataUnavailableError
     from sanitylib.infra.device import resolve_device
@@ -99,7 +112,13 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         resolve_device(args.device)  # an unknown or absent device fails before any work
-        model = load_model(args.model, args.weights)
+        for option, value in (("--max-inputs", args.max_inputs), ("--ig-steps", args.ig_steps),
+                              ("--samples", args.samples)):
+            if value < 1:
+                raise ValueError(f"{option} must be at least 1, got {value}")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a file; give a folder for the report")
+        model = load_model(args.model, args.weights, args.random_weights)
         other = (load_model(args.compare_with, args.compare_weights)
                  if args.compare_with else None)
         defaults = built_in_defaults(model) or {}
@@ -107,16 +126,15 @@ def _check(args: argparse.Namespace) -> int:
         inputs = load_inputs(args.inputs, size)[:args.max_inputs]
         preprocess = _preprocessing(args.preprocess)
         own = preprocess or defaults.get("preprocess") or _identity
+        finite_inputs(inputs)
         probe = own(inputs[:1])
         try:
-            with torch.no_grad():
-                logits = model(probe)
+            logits_model(model, probe)
+        except ValueError:  # not logits, or not finite: its own message
+            raise
         except Exception as error:  # noqa: BLE001 - a shape mismatch, in one line
             raise ValueError(f"inputs of shape {tuple(inputs.shape[1:])} do not fit the model: "
                              f"{str(error).strip().splitlines()[0][:200]}") from None
-        if logits.ndim != 2:
-            raise ValueError(f"the model returns shape {tuple(logits.shape)}; logits (N, classes) "
-                             "are needed")
         subject = prepare_model(model, probe, args.blocks, args.gradcam_layer, preprocess)
         validate(args.methods, args.order, args.init, args.metrics)
         steps = step_names(subject, order=args.order)
@@ -128,7 +146,8 @@ def _check(args: argparse.Namespace) -> int:
             report = check(subject, inputs, methods=args.methods, order=args.order,
                            seeds=args.seeds, init=args.init, metrics=args.metrics,
                            ig_steps=args.ig_steps, samples=args.samples, compare_with=other,
-                           device=args.device, progress=lambda step: bar.update(1))
+                           device=args.device, progress=lambda step: bar.update(1),
+                           weights=_weights_source(args))
         folder = report.write(args.out)
     except (ModelSpecError, DataUnavailableError, ValueError) as error:
         return _fail(str(error).strip().splitlines()[0])

@@ -4,6 +4,7 @@ state dict, TorchScript, every kind of bad input, the report's files and its pag
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import sanitylib
 from sanitylib.checker.run import read_verdicts
 from sanitylib.cli import main
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
+from sanitylib.models.loading import ModelSpecError, load_model
 
 FAST = ["--ig-steps", "2", "--samples", "2", "--max-inputs", "3"]
 USER_MODEL = textwrap.dedent("""
@@ -46,6 +48,48 @@ USER_MODEL = textwrap.dedent("""
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(), nn.Flatten(),
                              nn.Linear(4 * 14 * 14, 3))
 
+    class Pair(nn.Module):  # returns (logits, features), as many models do
+        def __init__(self):
+            super().__init__()
+            self.net = _net()
+        def forward(self, x):
+            return self.net(x), x.mean((2, 3))
+
+    class Output(nn.Module):  # returns a mapping with "logits", as Hugging Face's models do
+        def __init__(self):
+            super().__init__()
+            self.net = _net()
+        def forward(self, x):
+            return {"logits": self.net(x), "hidden": x}
+
+    class Words(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _net()
+        def forward(self, x):
+            return "a cat"
+
+    class NotANumber(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _net()
+        def forward(self, x):
+            return self.net(x) * float("nan")
+
+    def pair():
+        torch.manual_seed(0)
+        return Pair()
+
+    def output():
+        torch.manual_seed(0)
+        return Output()
+
+    def words():
+        return Words()
+
+    def nan_out():
+        return NotANumber()
+
     def not_a_model():
         return 42
 
@@ -60,6 +104,9 @@ def files(tmp_path_factory):
     (root / "user.py").write_text(USER_MODEL)
     torch.manual_seed(0)
     torch.save(torch.rand(3, 3, 16, 16), root / "x.pt")
+    holes = torch.rand(3, 3, 16, 16)
+    holes[1, 0, 2, 2] = float("nan")
+    torch.save(holes, root / "nan.pt")
     np.save(root / "x.npy", np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32))
     images = root / "images"
     images.mkdir()
@@ -154,7 +201,11 @@ def test_torchscript_refuses_hooked_methods_and_the_default_init(files, tmp_path
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.py:make", "{x}"], "no such file missing.py"),
     (["{user}:not_a_model", "{x}"], "returned a int, not a torch nn.Module"),
-    (["{user}:absent", "{x}"], "has no function 'absent'; its functions: broken, leaky, make"),
+    (["{user}:absent", "{x}"], "has no function 'absent'; its functions: NotANumber, Output"),
+    (["{user}:nan_out", "{x}"], "the model's outputs hold NaN or infinite values for 1 of 1"),
+    (["{user}:make", "{root}/nan.pt"], "the inputs hold NaN or infinite values (1 of 3 inputs)"),
+    (["{user}:words", "{x}"], "the model returns a str, not logits; wrap it"),
+    (["{user}:make", "{x}", "--random-weights"], "--random-weights applies to torchvision:NAME"),
     (["{user}:broken", "{x}"], "raised RuntimeError: no weights here"),
     (["{user}:make", "{root}/nothing"], "no such file or folder"),
     (["{user}:make", "{user}"], "inputs are a folder of images"),
@@ -253,3 +304,78 @@ def test_two_inputs_are_inconclusive_whatever_the_similarity() -> None:
     assert read["verdict"].tolist() == ["inconclusive", "inconclusive"]
     assert "2 independent observations" in read["reason"][0]
     assert "contains 0.05" in read["reason"][1]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-inputs", "0"], "--max-inputs must be at least 1, got 0"),
+    (["--ig-steps", "-2"], "--ig-steps must be at least 1, got -2"),
+    (["--samples", "0"], "--samples must be at least 1, got 0"),
+])
+def test_counts_below_one_are_refused(files, tmp_path, args, message):
+    out = tmp_path / "bad"
+    code, err = run_cli("check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                        *args)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"sanitylib check: error: {message}"
+    assert not out.exists()
+
+
+def test_out_naming_a_file_is_refused(files, tmp_path):
+    out = tmp_path / "taken.txt"
+    out.write_text("mine")
+    code, err = run_cli("check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                        *FAST)
+    assert code == 2 and "Traceback" not in err and "is a file" in err.strip().splitlines()[-1]
+    assert out.read_text() == "mine"
+
+
+def test_library_models_without_weights_are_never_random(files, tmp_path):
+    """torchvision:NAME without --weights takes torchvision's pretrained weights; offline and
+    with none in the cache it refuses, naming --weights, instead of checking random weights."""
+    env = {**os.environ, "SANITYLIB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}
+    done = subprocess.run([sys.executable, "-m", "sanitylib", "check", "torchvision:resnet18",
+                           str(files / "images"), "--out", str(tmp_path / "r"), *FAST],
+                          capture_output=True, text=True, timeout=600, check=False, env=env)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no pretrained weights at" in last and "--weights FILE" in last
+    assert not (tmp_path / "r").exists()
+
+
+def test_library_weights_come_from_the_local_cache(files, tmp_path, monkeypatch):
+    monkeypatch.setenv("SANITYLIB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    shutil.copy(files / "resnet18.pt", checkpoints / "resnet18-f37072fd.pth")
+    model = load_model("torchvision:resnet18")
+    expected = torch.load(files / "resnet18.pt", weights_only=True)
+    assert torch.equal(model.state_dict()["fc.weight"], expected["fc.weight"])
+    with pytest.raises(ModelSpecError, match="--random-weights applies"):
+        load_model("torchvision:resnet18", files / "resnet18.pt", random_weights=True)
+
+
+def test_random_weights_only_when_asked_and_said_on_top(files, tmp_path):
+    out = tmp_path / "random"
+    assert main(["check", "torchvision:resnet18", str(files / "images"), "--random-weights",
+                 "--size", "32", "--methods", "gradient", "--metrics", "spearman_abs",
+                 "--out", str(out), *FAST]) == 0
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["settings"]["weights"].startswith("random: never trained")
+    page = (out / "report.html").read_text()
+    assert page.index("never trained") < page.index("<h2>")
+
+
+@pytest.mark.parametrize("maker", ["pair", "output"])
+def test_tuples_and_mappings_give_their_logits(files, tmp_path, maker):
+    """A (logits, features) tuple gives its first item, a mapping its "logits"; the maps are
+    those of the plain network."""
+    out = tmp_path / maker
+    assert main(["check", f"{files}/user.py:{maker}", str(files / "x.pt"), "--out", str(out),
+                 "--methods", "gradient", "--metrics", "spearman", *FAST]) == 0
+    plain = tmp_path / "plain"
+    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(plain),
+                 "--methods", "gradient", "--metrics", "spearman", *FAST]) == 0
+    ours = pd.read_csv(out / "scores.csv").value.to_numpy()
+    reference = pd.read_csv(plain / "scores.csv").value.to_numpy()
+    assert np.allclose(ours, reference, atol=1e-6)

@@ -29,6 +29,7 @@ td, th { border: 1px solid #bbb; padding: 0.2em 0.5em; text-align: right; }
 th { background: #eee; }
 td.passed { background: #e3f4e3; } td.failed { background: #fbe3e3; }
 td.inconclusive { background: #eeeeee; }
+p.warning { background: #fbe3e3; border: 2px solid #c0392b; padding: 0.6em; font-weight: bold; }
 img { max-width: 100%; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
@@ -79,6 +80,16 @@ def _verdict_table(report) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _weights_warning(report) -> str:
+    """A warning at the top of a report about a network that was never trained."""
+    weights = str(report.settings.get("weights", ""))
+    if not weights.startswith("random"):
+        return ""
+    return ("<p class='warning'>This report is about a network with random weights that was "
+            "never trained (asked for with --random-weights). Its verdicts say nothing about a "
+            "trained model of this architecture.</p>")
+
+
 def render(report) -> str:
     """The report as one HTML page."""
     from sanitylib.checker.run import VERDICT_MEANING
@@ -97,7 +108,7 @@ def render(report) -> str:
 <title>Sanity checks: {html.escape(report.model)}</title><style>{_STYLE}</style></head>
 <body>
 <h1>Sanity checks for saliency maps: {html.escape(report.model)}</h1>
-<p>The model parameter randomization test of Adebayo et al. (2018), "Sanity Checks for Saliency
+{_weights_warning(report)}<p>The model parameter randomization test of Adebayo et al. (2018), "Sanity Checks for Saliency
 Maps" (NeurIPS): the model's blocks are re-initialized one after the other and each method's
 maps are compared with those of the trained model. A method that explains the model must change.</p>
 <h2>Settings</h2><ul>{settings}</ul>

@@ -37,8 +37,9 @@ from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
 from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
 
-__all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "CheckReport", "check", "prepare_model",
-           "runnable_methods", "validate"]
+__all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "LOGITS_RULES", "CheckReport", "check",
+           "finite_inputs", "logits_model", "prepare_model", "read_verdicts", "runnable_methods",
+           "validate"]
 
 DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
                    "guided_backprop", "gradcam", "guided_gradcam")
@@ -145,6 +146,62 @@ def prepare_model(model: ModelUnderTest | nn.Module, sample: torch.Tensor,
     return subject
 
 
+def _first_output(module: nn.Module, args: tuple, output: object) -> torch.Tensor:
+    return output[0]
+
+
+def _logits_entry(module: nn.Module, args: tuple, output: object) -> torch.Tensor:
+    return output["logits"]
+
+
+#: How the logits are taken from what a model returns (documented in :func:`logits_model`).
+LOGITS_RULES = {"tuple": _first_output, "mapping": _logits_entry}
+WRAP_ADVICE = ("wrap it so that forward returns the logits, e.g. "
+               "class Logits(nn.Module): forward(x) -> model(x)[...]")
+
+
+def logits_model(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """``model``, made to return logits ``(N, classes)`` by a documented rule when it returns
+    something else: a tuple or list whose first item is a tensor gives that item (torchvision's
+    Inception outputs, models that return ``(logits, features)``); a mapping with a ``"logits"``
+    tensor gives it (Hugging Face's ``ModelOutput``). The rule is a forward hook, so block and
+    layer names are unchanged. Anything else raises ValueError saying how to wrap the model.
+    The model's outputs on ``sample`` must be finite (ValueError otherwise)."""
+    with torch.no_grad():
+        output = model(sample)
+    rule = None
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        rule = "tuple"
+    elif isinstance(output, Mapping) and isinstance(output.get("logits"), torch.Tensor):
+        rule = "mapping"
+    elif not isinstance(output, torch.Tensor):
+        raise ValueError(f"the model returns a {type(output).__name__}, not logits; "
+                         + WRAP_ADVICE)
+    if rule is not None:
+        try:
+            model.register_forward_hook(LOGITS_RULES[rule])
+        except (RuntimeError, AttributeError):
+            raise ValueError(f"the model returns a {type(output).__name__} and takes no forward "
+                             "hook (TorchScript); " + WRAP_ADVICE) from None
+        with torch.no_grad():
+            output = model(sample)
+    if output.ndim != 2:
+        raise ValueError(f"the model returns shape {tuple(output.shape)}; logits (N, classes) "
+                         "are needed")
+    bad = int((~torch.isfinite(output)).any(1).sum())
+    if bad:
+        raise ValueError(f"the model's outputs hold NaN or infinite values for {bad} of "
+                         f"{len(output)} inputs")
+    return model
+
+
+def finite_inputs(inputs: torch.Tensor) -> None:
+    """ValueError when ``inputs`` hold NaN or infinite values, with how many inputs do."""
+    bad = int((~torch.isfinite(inputs)).reshape(len(inputs), -1).any(1).sum())
+    if bad:
+        raise ValueError(f"the inputs hold NaN or infinite values ({bad} of {len(inputs)} inputs)")
+
+
 def validate(methods: Sequence[str], order: str, init: str, metrics: Sequence[str]) -> None:
     """Raise ValueError naming the valid choices for any unknown method, order, init or metric."""
     for what, given, valid in (("method", methods, ALL_METHODS), ("metric", metrics, METRICS)):
@@ -187,20 +244,32 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
           target: str = "recompute", ig_steps: int = 10, samples: int = 10,
           baseline_pairs: int = 100, compare_with: nn.Module | None = None,
           device: str | torch.device | None = None,
-          progress: Callable[[str], None] | None = None) -> CheckReport:
+          progress: Callable[[str], None] | None = None,
+          weights: str = "as given") -> CheckReport:
     """Run the sanity checks on ``model`` for ``inputs`` (images in [0, 1], or whatever the
     model takes when ``preprocess`` is None and it has none) and return the report.
 
     ``compare_with``: a second model of the same architecture (say, trained on permuted
     labels) for the data randomization test. ``progress(step)`` is called after each
     randomization step of each seed. ``device``: where the model and inputs go (default:
-    :func:`sanitylib.infra.device.default_device`).
+    :func:`sanitylib.infra.device.default_device`). ``weights``: where the weights came from,
+    for the report (a report on random weights says so at its top).
+
+    Refuses (ValueError) inputs or model outputs that are not finite, outputs that are not
+    logits (see :func:`logits_model`), fewer than one input, step or sample.
     """
     validate(methods, order, init, metrics)
+    for what, value in (("inputs", len(inputs)), ("ig_steps", ig_steps), ("samples", samples),
+                        ("baseline_pairs", baseline_pairs)):
+        if value < 1:
+            raise ValueError(f"{what} must be at least 1, got {value}")
+    finite_inputs(inputs)
     device = resolve_device(device)
     inputs = inputs.to(device)
     module = model.module if isinstance(model, ModelUnderTest) else model
     module.to(device)
+    own = model.preprocess if isinstance(model, ModelUnderTest) else None
+    logits_model(module, (preprocess or own or (lambda t: t))(inputs))
     subject = prepare_model(model, inputs[:1] if preprocess is None else preprocess(inputs[:1]),
                             blocks, gradcam_layer, preprocess)
     x = subject.preprocess(inputs) if subject.preprocess is not None else inputs
@@ -230,7 +299,7 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
         finals.append(summarize_scores(pairs, ["test", "method", "metric"]))
     verdicts = read_verdicts(against_random(pd.concat(finals, ignore_index=True), baseline,
                                             PAPER_FINDINGS))
-    settings = {"order": order, "init": init, "seeds": list(seeds), "target": target,
+    settings = {"weights": weights, "order": order, "init": init, "seeds": list(seeds), "target": target,
                 "ig_steps": ig_steps, "samples": samples, "inputs": list(inputs.shape),
                 "device": str(device), "compare_with": compare_with is not None}
     return CheckReport(model=subject.name, settings=settings, blocks=list(subject.blocks),

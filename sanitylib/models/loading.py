@@ -3,8 +3,11 @@
 Descriptions (:func:`load_model`):
 
 - ``path/to/file.py:function``: a function in the user's own file that returns the model;
-- ``torchvision:NAME`` or ``timm:NAME``: the architecture, with random weights unless
-  ``weights`` names a state dict (loaded with ``weights_only=True``); no download is made;
+- ``torchvision:NAME`` or ``timm:NAME``: the architecture with the library's pretrained weights
+  (from its local cache, else downloaded; never when ``SANITYLIB_OFFLINE=1``), or with the state
+  dict ``weights`` names (loaded with ``weights_only=True``); random weights only when asked for
+  (``random_weights=True``). When no trained weights can be had it refuses, naming ``--weights``:
+  a report about a network that was never trained must not look like one about a trained one;
 - a built-in name: ``efficientnet_lite0`` (ImageNet weights, offline), ``inception_v3`` (its
   ImageNet weights when present), ``cnn`` / ``mlp`` (the book's MNIST models, trained on first
   use and cached);
@@ -17,6 +20,7 @@ valid.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -68,7 +72,62 @@ def _from_python_file(spec: str) -> nn.Module:
     return model
 
 
-def _from_library(library: str, name: str) -> nn.Module:
+_NO_WEIGHTS = "give --weights FILE (a state dict), or --random-weights to check the untrained network"
+
+
+def _torchvision_pretrained(name: str, **kwargs: object) -> nn.Module:
+    """torchvision's default pretrained weights of ``name``: from torch.hub's cache
+    (``$TORCH_HOME/hub/checkpoints``), else downloaded unless offline."""
+    from urllib.parse import urlparse
+
+    import torchvision
+
+    from sanitylib.data.sources import offline
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        raise ModelSpecError(f"torchvision has no pretrained weights for {name}; {_NO_WEIGHTS}"
+                             ) from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    if not cached.is_file() and offline():
+        raise ModelSpecError(f"torchvision:{name}: no pretrained weights at {cached} and "
+                             f"SANITYLIB_OFFLINE=1 forbids the download; {_NO_WEIGHTS}")
+    try:
+        return torchvision.models.get_model(name, weights=weights, **kwargs)
+    except Exception as error:  # noqa: BLE001 - no network, a corrupt file: in one line
+        raise ModelSpecError(f"torchvision:{name}: its pretrained weights could not be had "
+                             f"({type(error).__name__}: {str(error).strip()[:120]}); "
+                             f"{_NO_WEIGHTS}") from None
+
+
+def _timm_pretrained(name: str) -> nn.Module:
+    """timm's pretrained weights of ``name`` (Hugging Face's cache, else downloaded unless
+    offline)."""
+    import timm
+
+    from sanitylib.data.sources import offline
+
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    if offline():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        return timm.create_model(name, pretrained=True)
+    except Exception as error:  # noqa: BLE001 - no network, no weights for this name
+        raise ModelSpecError(f"timm:{name}: its pretrained weights could not be had "
+                             f"({type(error).__name__}: {str(error).strip()[:120]}); "
+                             f"{_NO_WEIGHTS}") from None
+    finally:
+        if offline():
+            if previous is None:
+                os.environ.pop("HF_HUB_OFFLINE", None)
+            else:
+                os.environ["HF_HUB_OFFLINE"] = previous
+
+
+def _from_library(library: str, name: str, pretrained: bool) -> nn.Module:
+    """The architecture ``name`` of torchvision or timm, with the library's pretrained weights
+    when ``pretrained``, else freshly initialized."""
     if library == "torchvision":
         import torchvision
 
@@ -76,13 +135,16 @@ def _from_library(library: str, name: str) -> nn.Module:
         if name not in names:
             raise ModelSpecError(f"torchvision has no model {name!r}; e.g. "
                                  f"{', '.join(names[:8])}, ... (torchvision.models.list_models())")
+        if pretrained:
+            return _torchvision_pretrained(
+                name, **({"aux_logits": False} if name == "inception_v3" else {}))
         kwargs = {"aux_logits": False, "init_weights": True} if name == "inception_v3" else {}
         return torchvision.models.get_model(name, weights=None, **kwargs)
     import timm
 
     if not timm.is_model(name):
         raise ModelSpecError(f"timm has no model {name!r} (timm.list_models() lists them)")
-    return timm.create_model(name, pretrained=False)
+    return _timm_pretrained(name) if pretrained else timm.create_model(name, pretrained=False)
 
 
 def _load_weights(model: nn.Module, weights: str | Path) -> None:
@@ -126,15 +188,22 @@ def _built_in(name: str) -> nn.Module:
     return train(config, load_dataset("mnist"), verbose=False).model
 
 
-def load_model(spec: str, weights: str | Path | None = None) -> nn.Module:
-    """The model a description names (see the module docstring), in eval mode."""
+def load_model(spec: str, weights: str | Path | None = None,
+               random_weights: bool = False) -> nn.Module:
+    """The model a description names (see the module docstring), in eval mode.
+    ``random_weights``: a ``torchvision:`` / ``timm:`` architecture freshly initialized, never
+    trained (only when asked: the report says so)."""
+    library, sep, name = spec.partition(":")
+    from_library = bool(sep) and library in ("torchvision", "timm")
+    if random_weights and (weights is not None or not from_library):
+        raise ModelSpecError("--random-weights applies to torchvision:NAME and timm:NAME "
+                             "without --weights")
     if spec in BUILT_IN_MODELS:
         if weights is not None:
             raise ModelSpecError(f"--weights does not apply to the built-in model {spec}")
         return _built_in(spec).eval()
-    library, sep, name = spec.partition(":")
-    if sep and library in ("torchvision", "timm"):
-        model = _from_library(library, name)
+    if from_library:
+        model = _from_library(library, name, pretrained=weights is None and not random_weights)
     elif sep and spec.rpartition(":")[0].endswith(".py"):
         model = _from_python_file(spec)
     elif Path(spec).is_file() and zipfile.is_zipfile(spec):
