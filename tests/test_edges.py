@@ -107,3 +107,49 @@ def test_explain_models_keeps_models_with_equal_weights_but_other_layers_apart()
             for pool in ("sum", "max")}
     maps = edges.explain_models(nets, x, ["gradient"])
     assert not torch.allclose(maps["sum"]["gradient"], maps["max"]["gradient"])
+
+
+def _edge_table(model: str, dataset: str, values: dict[str, list[float]]) -> pd.DataFrame:
+    """Per-image Sobel Spearman scores of hand-made methods (one seed)."""
+    return pd.DataFrame([{"model": model, "dataset": dataset, "method": method,
+                          "detector": "sobel", "metric": "spearman_abs", "image": i, "value": v}
+                         for method, vs in values.items() for i, v in enumerate(vs)])
+
+
+def test_random_floor_is_the_band_of_the_random_references_per_image_scores():
+    scores = _edge_table("none", "mnist", {"random": [-0.04, 0.0, 0.02, 0.06],
+                                           "input": [0.7, 0.8, 0.75, 0.72]})
+    floor = edges.random_floor(scores).iloc[0]
+    assert floor["dataset"] == "mnist" and floor["n"] == 4
+    assert floor["mean"] == pytest.approx(0.01)
+    assert floor["high"] == pytest.approx(np.percentile([-0.04, 0.0, 0.02, 0.06], 97.5))
+
+
+def test_edge_claims_agree_above_the_random_band_differ_below_and_need_three_images():
+    floor = pd.DataFrame({"dataset": ["mnist", "photographs"], "mean": [0.0, 0.0],
+                          "high": [0.1, 0.1]})
+    trained = pd.concat([
+        _edge_table("cnn", "mnist", {"gradient_x_input": [0.6, 0.7, 0.65, 0.62],
+                                     "gradient": [-0.3, -0.35, -0.32, -0.31],
+                                     "gradcam": [0.05, 0.12, 0.08, 0.11]}),
+        _edge_table("efficientnet_lite0", "photographs", {"gradient": [0.5, 0.6]})])
+    summary = edges.summarize_scores(trained, ["model", "dataset", "method", "detector", "metric"])
+    claims = edges.edge_claims(summary, floor, chapter="05_edge_detectors").set_index("method")
+    assert claims.loc["gradient_x_input", "verdict"] == "agrees"
+    assert claims.loc["gradcam", "verdict"] == "inconclusive"  # its interval contains 0.1
+    cnn = claims[claims.model == "cnn"]
+    assert cnn.loc["gradient", "verdict"] == "differs"
+    assert claims[claims.model == "efficientnet_lite0"]["verdict"].tolist() == ["inconclusive"]
+    assert (claims["boundary"] == 0.1).all() and (claims["floor"] == 0.0).all()
+    assert "trained CNN on MNIST" in claims.loc["gradient_x_input", "claim"]
+
+
+def test_describe_sides_sorts_methods_by_where_their_interval_lies():
+    table = pd.DataFrame({"model": "cnn", "dataset": "mnist",
+                          "method": ["gradient", "gradcam", "vargrad"],
+                          "mean": [0.2, -0.2, 0.01], "low": [0.1, -0.3, -0.05],
+                          "high": [0.3, -0.1, 0.07], "n": 8, "n_seeds": 1})
+    text = edges.describe_sides(table, 0.0, {"above": "up", "below": "down",
+                                             "inconclusive": "unclear"})
+    assert text == ("* **CNN on MNIST** (8 images, 1 seed): up: gradient 0.20 [0.10, 0.30]; "
+                    "down: gradcam -0.20 [-0.30, -0.10]; unclear: vargrad 0.01 [-0.05, 0.07].")

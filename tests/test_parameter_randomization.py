@@ -87,7 +87,7 @@ def test_step_claims_judge_the_last_or_a_given_step_against_the_paper():
     assert by_method["verdict"].to_dict() == {"gradient": "agrees", "guided_backprop": "agrees",
                                               "gradcam": "differs"}
     assert by_method.loc["gradient", "claim"] == \
-        "CNN on mnist: Gradient maps become like random maps"
+        "CNN on MNIST: Gradient maps become like random maps"
     assert by_method.loc["gradient", "estimate"] == pytest.approx(0.0, abs=1e-9)
     assert by_method.loc["gradient", "boundary"] == pytest.approx(0.2)  # a fifth of the scale
     first = step_claims(scores, BASELINE, None, step=1, chapter="03_independent",
@@ -106,10 +106,10 @@ def test_verdict_counts_and_changes_between_two_settings():
                            "init": ["uniform", "uniform", "xavier", "xavier"],
                            "verdict": ["agrees", "agrees", "agrees", "inconclusive"]})
     counts = verdict_counts(claims, "init")
-    assert counts.loc["GradCAM", "xavier"] == "1 inconclusive"
+    assert counts.loc["GradCAM", "xavier"] == "inconclusive: 1"
     assert list(counts.index) == ["Gradient", "GradCAM"]
     assert verdict_changes(claims, "init", "uniform", "xavier") == [
-        "GradCAM (CNN on mnist: agrees under uniform, inconclusive under xavier)"]
+        "GradCAM (CNN on MNIST: agrees under uniform, inconclusive under xavier)"]
 
 
 def test_inception_mechanics_run_on_two_blocks():

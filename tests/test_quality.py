@@ -151,3 +151,96 @@ def test_the_figures_draw_one_line_per_method_and_per_model():
     assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 2
     # The top row is centred: every curve passes through zero at the input.
     assert all(abs(line.get_ydata()[2]) < 1e-6 for line in fig.axes[0].lines)
+
+
+def _similarity_scores(gap: float, n_images: int = 4, seeds: int = 2) -> pd.DataFrame:
+    """Hand-made SSIM scores after full randomization: each global variant ``gap`` above its
+    local twin on every image and seed (with some spread over images)."""
+    rows = []
+    for local, global_ in quality.PAIRS:
+        for image in range(n_images):
+            for seed in range(seeds):
+                base = 0.05 + 0.01 * image + 0.002 * seed
+                rows += [{"model": "cnn", "dataset": "mnist", "method": local, "metric": "ssim",
+                          "block": "conv1", "seed": seed, "image": image, "value": base},
+                         {"model": "cnn", "dataset": "mnist", "method": global_,
+                          "metric": "ssim", "block": "conv1", "seed": seed, "image": image,
+                          "value": base + gap + 0.01 * (image % 2)}]
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_are_global_minus_local_per_image_and_seed():
+    from sanitylib.experiments.quality_findings import paired_differences
+
+    table = paired_differences(_similarity_scores(0.3), "conv1")
+    assert set(table.method) == {g for _, g in quality.PAIRS}
+    assert len(table) == 3 * 4 * 2
+    assert np.allclose(table.value, 0.3 + 0.01 * (table.image % 2))
+
+
+def test_multiplier_claims_agree_when_global_stays_above_and_need_three_images():
+    from sanitylib.experiments.quality_findings import multiplier_claims
+
+    claims = multiplier_claims(_similarity_scores(0.3), "conv1")
+    assert len(claims) == 3 and (claims.verdict == "agrees").all()
+    assert (claims.n_images == 4).all() and (claims.n_seeds == 2).all()
+    assert claims.test.unique().tolist() == ["Input multiplier"]
+    assert "than IG (local)" in claims.set_index("method").loc["ig_global", "claim"]
+    assert (multiplier_claims(_similarity_scores(-0.3), "conv1").verdict == "differs").all()
+    few = multiplier_claims(_similarity_scores(0.3, n_images=2), "conv1")
+    assert (few.verdict == "inconclusive").all()
+    # A difference of SSIM scores never leaves [-2, 2].
+    assert (few.low >= -2).all() and (few.high <= 2).all()
+
+
+def _quality_scores(smoothed_factor: dict[str, float], n_images: int = 4) -> pd.DataFrame:
+    rows = []
+    for method, factor in smoothed_factor.items():
+        for image in range(n_images):
+            value = 0.1 * (1 + image)
+            for network, v in (("relu", value), ("smooth", value * factor * (1 + 0.1 * image))):
+                rows.append({"model": "cnn", "dataset": "mnist", "network": network,
+                             "state": "trained", "method": method, "metric": "infidelity",
+                             "seed": 0, "image": image, "value": v})
+    return pd.DataFrame(rows)
+
+
+def test_smoothing_claims_read_the_per_image_log_ratio_and_the_reading_names_every_rise():
+    from sanitylib.experiments.quality_findings import smoothing_claims, smoothing_reading
+
+    scores = _quality_scores({"gradient": 0.01, "gradient_x_input": 60.0})
+    claims = smoothing_claims(scores, ["relu", "smooth"]).set_index("method")
+    assert claims.loc["gradient", "verdict"] == "agrees"
+    assert claims.loc["gradient_x_input", "verdict"] == "differs"
+    assert claims.loc["gradient", "estimate"] == pytest.approx(
+        np.mean(np.log10(0.01 * (1 + 0.1 * np.arange(4)))))
+    compare = scores.groupby(["network", "state", "metric", "method"], as_index=False).value \
+        .mean().rename(columns={"value": "mean"})
+    compare = pd.concat([compare, compare.assign(metric="relative_infidelity"),
+                         compare.assign(metric="max_sensitivity")], ignore_index=True)
+    kinks = pd.DataFrame({"state": ["trained"] * 2 + ["randomized"] * 2,
+                          "model": ["relu", "smooth"] * 2, "jump": [0.02, 1e-4, 1e-3, 1e-6]})
+    text = smoothing_reading(compare, kinks, ["relu", "smooth"], {"relu": 6.0, "smooth": 3.0},
+                             1, claims.reset_index(), 5)
+    assert "Gradient ⊙ Input (0.25 → 18)" in text and "Gradient (" not in text
+    assert "differs for Gradient ⊙ Input" in text and "agrees for Gradient" in text
+
+
+def test_quality_claims_make_the_three_table_1_findings_per_model():
+    from sanitylib.experiments.quality_findings import TABLE1_TESTS, quality_claims
+
+    rows = []
+    for block, scale in (("original", 1.0), ("conv1", 100.0)):
+        for method, infidelity in (("ig_local", 0.01), ("ig_global", 2.0)):
+            for image in range(4):
+                rows += [{"model": "cnn", "dataset": "mnist", "method": method, "block": block,
+                          "metric": "infidelity", "seed": 0, "image": image,
+                          "value": infidelity * scale * (1 + 0.1 * image)},
+                         {"model": "cnn", "dataset": "mnist", "method": method, "block": block,
+                          "metric": "max_sensitivity", "seed": 0, "image": image,
+                          "value": 0.3 * (1.2 if block == "conv1" else 1.0) + 0.01 * image}]
+    claims = quality_claims(pd.DataFrame(rows), "original", "conv1")
+    assert claims.groupby("test").size().to_dict() == {TABLE1_TESTS[0]: 1, TABLE1_TESTS[1]: 1,
+                                                       TABLE1_TESTS[2]: 2}
+    assert (claims.verdict == "agrees").all()
+    assert claims.set_index("test").loc[TABLE1_TESTS[1], "estimate"] == pytest.approx(2.0)

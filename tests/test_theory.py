@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from sanitylib.experiments import theory
+from sanitylib.experiments.runner import summarize_scores
 from sanitylib.methods.saliency import explain
 
 
@@ -82,3 +84,48 @@ def test_one_layer_conv_rejects_unknown_filters_and_pools():
         theory.one_layer_conv(filters="gabor")
     with pytest.raises(ValueError, match="max, sum"):
         theory.one_layer_conv(pool="mean")
+
+
+def test_weight_deviation_is_the_largest_absolute_difference_per_image():
+    w = torch.zeros(3, 1, 2, 2)
+    g = w.clone()
+    g[1, 0, 1, 0] = -2e-6
+    g[2, 0, 0, 1] = 0.5
+    assert np.allclose(theory.weight_deviation(g, w), [0.0, 2e-6, 0.5])
+
+
+def test_deviation_claims_bound_every_image_and_seed_and_count_images_as_units():
+    deviations = pd.DataFrame({"data": ["mnist"] * 6 + ["photographs"] * 2,
+                               "seed": [0, 0, 0, 1, 1, 1, 0, 0], "image": [0, 1, 2, 0, 1, 2, 0, 1],
+                               "value": [1e-7, 3e-7, 0.0, 2e-7, 0.0, 4e-7, 1e-3, 0.0]})
+    claims = theory.deviation_claims(deviations, threshold=1e-5, chapter="06_theory")
+    mnist, photos = claims.iloc[0], claims.iloc[1]
+    assert mnist["verdict"] == "agrees" and mnist["estimate"] == pytest.approx(4e-7)
+    assert mnist["n_images"] == 3 and mnist["n_seeds"] == 2
+    assert photos["verdict"] == "inconclusive"  # 2 images: too few to decide anything
+
+
+def test_linear_and_dominance_claims_read_the_input_dominance_rows():
+    rng = np.random.default_rng(0)
+    rows = []
+    for image in range(5):
+        for name, value in (("g", 0.01 * rng.standard_normal()), ("x ⊙ g", 0.9)):
+            rows.append({"data": "mnist", "noise": 0.0, "map": name, "metric": "spearman_abs",
+                         "image": image, "value": value})
+            rows.append({"data": "mnist", "noise": 100.0, "map": name, "metric": "spearman_abs",
+                         "image": image, "value": value - 0.05 * image})
+    scores = pd.DataFrame(rows)
+    floor = pd.DataFrame({"dataset": ["mnist"], "metric": ["spearman_abs"], "mean": [0.0],
+                          "high": [0.07]})
+    linear = theory.linear_claims(
+        summarize_scores(scores[scores.noise == 0.0], ["data", "map", "metric"]), floor,
+        chapter="06_theory").set_index("method")
+    assert linear.loc["gradient", "verdict"] == "agrees"  # below the top of the random band
+    assert linear.loc["gradient_x_input", "verdict"] == "agrees"
+    assert (linear["model"] == "linear").all()
+    dominance = theory.dominance_claims(
+        summarize_scores(scores, ["data", "map", "metric", "noise"]), floor,
+        {"mnist": "cnn"}, chapter="06_theory")
+    assert len(dominance) == 1 and dominance["verdict"].iloc[0] == "agrees"
+    assert dominance["estimate"].iloc[0] == pytest.approx(0.8)  # noise 100 only
+    assert dominance["model"].iloc[0] == "cnn"

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from sanitylib.data.images import ImageDataset
-from sanitylib.experiments.claims import MODEL_LABELS, describe_n, setting, similarity_claims
+from sanitylib.experiments.claims import describe_n, setting, similarity_claims
 from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS as CASCADING_FINDINGS
 from sanitylib.experiments.parameter_randomization import against_random, methods_for
 from sanitylib.experiments.runner import DEFAULT_METRICS, TARGETS, explain_cached, pair_scores
@@ -241,9 +241,9 @@ def data_randomization_claims(summary: pd.DataFrame, baseline: pd.DataFrame,
     for (model, dataset), part in rows.groupby(["model", "dataset"], sort=False):
         ceiling = ceilings[(ceilings["model"] == model) & (ceilings["dataset"] == dataset)]
         kind = ceiling["reference"].iloc[0] if len(ceiling) else "none"
-        statement = ("Data randomization: the {method} maps of the "
-                     f"{MODEL_LABELS.get(model, model)} on {{dataset}} {{expectation}} when the "
-                     f"training labels are permuted (ceiling: {CEILING_LABELS.get(kind, kind)})")
+        statement = ("Data randomization: the {method} maps of the {model} on {dataset} "
+                     "{expectation} when the training labels are permuted (ceiling: "
+                     f"{CEILING_LABELS.get(kind, kind)})")
         tables.append(similarity_claims(
             part, baseline, expectations, chapter=chapter, test="Data randomization",
             source=SOURCE, statement=statement, statistic=STATISTIC, ceiling=ceiling,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.claims import (
+    DATASET_LABELS,
     MODEL_LABELS,
     describe_n,
     outcome,
@@ -186,7 +187,7 @@ def describe_sides(table: pd.DataFrame, boundary: float | str, words: Mapping[st
                                f"[{r['low']:.2f}, {r['high']:.2f}]")
         first = group.iloc[0]
         head = (f"**{MODEL_LABELS.get(model, str(model).upper())}"
-                + (f" on {dataset}" if dataset else "") + "** "
+                + (f" on {DATASET_LABELS.get(dataset, dataset)}" if dataset else "") + "** "
                 + f"({describe_n(int(first['n']), int(first.get('n_seeds', 1)))})")
         parts = [f"{words[side]}: {', '.join(items)}" for side, items in sides.items() if items]
         lines.append(f"* {head}: " + "; ".join(parts) + ".")

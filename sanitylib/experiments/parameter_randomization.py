@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.ceiling import ceiling_table, perturbation_ceiling, scale_verdicts
-from sanitylib.experiments.claims import MODEL_LABELS, VERDICTS, claims_frame, similarity_claims
+from sanitylib.experiments.claims import DATASET_LABELS, MODEL_LABELS, VERDICTS, similarity_claims
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
     RandomizationRun,
@@ -41,6 +41,15 @@ SOURCE = "Adebayo et al. 2018, Section 4, Figs. 2-4"
 #: The canonical test and statistic of the claims after full cascading randomization.
 CASCADING = "Cascading randomization"
 AFTER_EVERY_BLOCK = "mean similarity after every block is re-initialized"
+#: Independent randomization: the paper's findings with only the logits re-initialized.
+INDEPENDENT = "Independent randomization"
+LOGITS_ONLY = "mean similarity with only the logits re-initialized"
+INDEPENDENT_SOURCE = "Adebayo et al. 2018, Section 4 and appendix"
+#: Bottom-up randomization (the reviewers' variant, Quantus's MPRT option): every method is
+#: expected to change once the first block is re-initialized.
+BOTTOM_UP = "Bottom-up randomization"
+FIRST_BLOCK = "mean similarity after the first (lowest) block is re-initialized"
+BOTTOM_UP_SOURCE = "NeurIPS 2018 reviewers; Hedström et al. 2023"
 
 
 def methods_for(model: ModelUnderTest | nn.Module, methods: Sequence[str] = METHODS) -> list[str]:
@@ -150,20 +159,15 @@ def step_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame
     trained model's maps at one step of a randomization run: ``step`` (1 = the first block
     re-initialized) or, by default, each model's last step. One claim per model, dataset,
     method and metric of ``metrics``, judged against ``floor`` (the random-map band) and
-    ``ceiling`` (:func:`model_ceilings`). ``statement`` is formatted with ``model`` (its label
-    from :data:`sanitylib.experiments.claims.MODEL_LABELS`), ``dataset``, ``method`` and
-    ``expectation``."""
+    ``ceiling`` (:func:`model_ceilings`). ``statement`` is formatted with ``model``, ``dataset``,
+    ``method`` (their labels) and ``expectation``."""
     last = scores.groupby(["model", "dataset"])["step"].transform("max")
     chosen = scores[(scores.step == (last if step is None else step))
                     & scores.metric.isin(list(metrics))]
     summary = summarize_scores(chosen, ["model", "dataset", "method", "metric"])
-    parts = [similarity_claims(
-        rows, floor, expectations, chapter=chapter, test=test, source=source,
-        statement=statement.format(model=MODEL_LABELS.get(model, model), dataset=dataset,
-                                   method="{method}", expectation="{expectation}"),
-        statistic=statistic, ceiling=ceiling, setting=setting, labels=LABELS)
-        for (model, dataset), rows in summary.groupby(["model", "dataset"], sort=False)]
-    return pd.concat(parts, ignore_index=True) if parts else claims_frame([])
+    return similarity_claims(summary, floor, expectations, chapter=chapter, test=test,
+                             source=source, statement=statement, statistic=statistic,
+                             ceiling=ceiling, setting=setting, labels=LABELS)
 
 
 def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None, *,
@@ -178,11 +182,34 @@ def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.Data
                                  "block is re-initialized")
 
 
+def independent_claims(scores: pd.DataFrame, floor: pd.DataFrame,
+                       ceiling: pd.DataFrame | None, *, chapter: str, setting: str
+                       ) -> pd.DataFrame:
+    """The paper's claims (:data:`EXPECTATIONS`) under independent randomization with only the
+    logits (the top block, step 1) re-initialized: test :data:`INDEPENDENT`, statistic
+    :data:`LOGITS_ONLY`."""
+    return step_claims(scores, floor, ceiling, step=1, chapter=chapter, test=INDEPENDENT,
+                       statistic=LOGITS_ONLY, source=INDEPENDENT_SOURCE, setting=setting,
+                       statement="{model} on {dataset}: {method} maps {expectation} when only "
+                                 "the logits are re-initialized")
+
+
+def bottom_up_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None,
+                     *, chapter: str, setting: str) -> pd.DataFrame:
+    """Bottom-up randomization after its first step (the lowest block re-initialized): every
+    method is expected to change (test :data:`BOTTOM_UP`, statistic :data:`FIRST_BLOCK`)."""
+    return step_claims(scores, floor, ceiling, step=1, chapter=chapter, test=BOTTOM_UP,
+                       statistic=FIRST_BLOCK, source=BOTTOM_UP_SOURCE, setting=setting,
+                       expectations={m: "changes" for m in METHODS},
+                       statement="{model} on {dataset}: {method} maps {expectation} once the "
+                                 "first (lowest) block is re-initialized")
+
+
 def verdict_counts(claims: pd.DataFrame, column: str) -> pd.DataFrame:
     """How many claims agree, differ and are inconclusive, per method (rows, by their labels) and
-    value of ``column`` (columns): "2 agrees, 1 inconclusive"."""
+    value of ``column`` (columns): "agrees: 2, inconclusive: 1"."""
     def count(verdicts: pd.Series) -> str:
-        return ", ".join(f"{(verdicts == v).sum()} {v}" for v in VERDICTS if (verdicts == v).any())
+        return ", ".join(f"{v}: {(verdicts == v).sum()}" for v in VERDICTS if (verdicts == v).any())
 
     order = [LABELS.get(m, m) for m in dict.fromkeys(claims["method"])]
     return (claims.assign(method=claims["method"].map(lambda m: LABELS.get(m, m)))
@@ -193,10 +220,11 @@ def verdict_counts(claims: pd.DataFrame, column: str) -> pd.DataFrame:
 def verdict_changes(claims: pd.DataFrame, column: str, a: str, b: str) -> list[str]:
     """The claims whose verdict differs between ``column`` = ``a`` and ``column`` = ``b`` (same
     test, model, dataset, method and metric), each as "GradCAM (CNN on mnist: agrees under a,
-    inconclusive under b)"."""
+    inconclusive under b)", models and datasets by their labels."""
     keys = ["test", "model", "dataset", "method", "metric"]
     pairs = claims[claims[column] == a].merge(claims[claims[column] == b], on=keys,
                                               suffixes=("_a", "_b"))
     return [f"{LABELS.get(r.method, r.method)} ({MODEL_LABELS.get(r.model, r.model)} on "
-            f"{r.dataset}: {r.verdict_a} under {a}, {r.verdict_b} under {b})"
+            f"{DATASET_LABELS.get(r.dataset, r.dataset)}: {r.verdict_a} under {a}, "
+            f"{r.verdict_b} under {b})"
             for r in pairs.itertuples() if r.verdict_a != r.verdict_b]

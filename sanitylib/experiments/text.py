@@ -29,12 +29,15 @@ import pandas as pd
 import torch
 
 from sanitylib.experiments.ceiling import ceiling_table, perturbed, place
+from sanitylib.experiments.claims import interval_summary, setting, similarity_claims
+from sanitylib.experiments.quality_findings import verdict_list
 from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
 from sanitylib.methods import text as text_methods
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.text import (
+    LABELS,
     METRICS,
     compare_maps,
     explain_text,
@@ -44,11 +47,16 @@ from sanitylib.methods.text import (
 )
 from sanitylib.models.text import Batch, TextClassifier
 
-__all__ = ["TextRandomizationRun", "compare_models", "perturbation_ceiling", "random_baseline",
-           "randomization_test", "scaled_blocks", "score_table", "token_ceiling"]
+__all__ = ["CHAPTER", "PAPER_METHODS", "TextRandomizationRun", "cascading_claims", "cascading_reading",
+           "class_flips", "compare_models", "data_randomization_claims", "perturbation_ceiling",
+           "random_baseline", "randomization_test", "scaled_blocks", "score_table",
+           "token_ceiling"]
 
 #: The code the text explanations depend on (part of their cache keys).
 TEXT_CODE = (text_methods, saliency, randomization, similarity)
+CHAPTER = "08_text"
+#: The methods Kokhlikyan et al. test on text (their Figs. 3 and 12).
+PAPER_METHODS = ("ig_global", "ig_local")
 
 
 def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mapping[str, np.ndarray]],
@@ -237,3 +245,101 @@ def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
                                                        batch.attention_mask), code=TEXT_CODE)
             for model in (first, second)]
     return maps[0], maps[1], score_table(maps[0], maps[1], batch.attention_mask, metrics)
+
+
+def _token_summary(scores: pd.DataFrame, model: str, metric: str,
+                   methods: Sequence[str]) -> pd.DataFrame:
+    """Token-level ``metric`` of ``methods`` over the sentences (trials nested in them)."""
+    token = scores[(scores.granularity == "token") & (scores.metric == metric)
+                   & scores.method.isin(list(methods))]
+    return interval_summary(token.assign(model=model, dataset="sst2"),
+                            ["model", "dataset", "method", "metric"])
+
+
+def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame,
+                     steps: Sequence[str], *, model: str, init: str = "xavier",
+                     target: str = "recompute", metric: str = "cosine",
+                     methods: Sequence[str] = PAPER_METHODS, chapter: str = CHAPTER
+                     ) -> pd.DataFrame:
+    """Kokhlikyan et al., Fig. 3 and Section 3.2: the token importances of global and local IG
+    become unrelated to the trained model's once the classifier is re-initialized
+    (``steps[1]``), and after every block (``steps[-1]``). Claims per method and step on
+    ``metric`` over the sentences (:attr:`TextRandomizationRun.scores`), against the random band
+    ``floor`` (:func:`random_baseline`) and ``ceiling`` (:func:`token_ceiling`)."""
+    label = f"{model} on SST-2"
+    return pd.concat([similarity_claims(
+        _token_summary(scores[scores.block == block], model, metric, methods), floor,
+        {m: "changes" for m in methods}, chapter=chapter, test="Text cascading randomization",
+        source="Kokhlikyan et al. 2021, Fig. 3 and Section 3.2",
+        statement=f"{{method}}'s token importances {{expectation}} once {where} of {label} "
+                  f"is re-initialized ({metric})",
+        statistic=f"mean similarity after {where} is re-initialized", ceiling=ceiling,
+        setting=setting(target=target, init=init), labels=LABELS)
+        for block, where in ((steps[1], "the classifier"), (steps[-1], "every block"))],
+        ignore_index=True)
+
+
+def data_randomization_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame,
+                              *, model: str, metric: str = "cosine",
+                              methods: Sequence[str] = PAPER_METHODS, chapter: str = CHAPTER
+                              ) -> pd.DataFrame:
+    """The data randomization test on text (Kokhlikyan et al., Appendix B, Fig. 12): the token
+    importances of the classifier fine-tuned on permuted labels are unrelated to those of the one
+    fine-tuned on true labels. Claims per method on ``metric`` over the sentences
+    (:func:`compare_models`' scores), each model explaining its own predicted class."""
+    return similarity_claims(
+        _token_summary(scores, model, metric, methods), floor, {m: "changes" for m in methods},
+        chapter=chapter, test="Data randomization", source="Kokhlikyan et al. 2021, Fig. 12",
+        statement=f"{{method}}'s token importances for {model} fine-tuned on permuted SST-2 "
+                  f"labels {{expectation}} of the one fine-tuned on true labels ({metric})",
+        statistic="mean similarity, true- against permuted-label model", ceiling=ceiling,
+        setting=setting(), labels={m: LABELS[m] for m in methods})
+
+
+def class_flips(run: TextRandomizationRun, block: str, metric: str = "cosine") -> pd.DataFrame:
+    """Per trial, sentence and method at ``block``: whether the randomized model predicts another
+    class than the trained one (``flipped``) beside the token-level ``metric``. A random
+    classifier that predicts the other class explains the other logit, whose attribution can be
+    close to the negative of the first: this table tests that reading of a low mean."""
+    scores = run.scores[(run.scores.block == block) & (run.scores.granularity == "token")
+                        & (run.scores.metric == metric)]
+    flips = pd.concat([pd.DataFrame({
+        "seed": seed, "sentence": np.arange(len(steps["original"])),
+        "flipped": (np.asarray(steps[block]) != np.asarray(steps["original"]))})
+        for seed, steps in run.predictions.items()], ignore_index=True)
+    return scores.merge(flips, on=["seed", "sentence"], how="left")
+
+
+def cascading_reading(claims: pd.DataFrame, flips: pd.DataFrame, steps: Sequence[str]) -> str:
+    """The text cascading claims (:func:`cascading_claims`) in words, after the classifier and
+    after every block, with how often re-initializing the classifier flips the predicted class
+    and the mean similarity with and without a flip (:func:`class_flips` at ``steps[1]``)."""
+    cascade = claims[claims.test == "Text cascading randomization"]
+    first = cascade[cascade.statistic.str.contains("the classifier")]
+    every = cascade[cascade.statistic.str.contains("every block")]
+    pairs = flips.drop_duplicates(["seed", "sentence"])
+    flipped = int(pairs.flipped.sum())
+    means = flips.groupby(["method", "flipped"]).value.mean()
+
+    def split(method: str) -> str:
+        parts = [f"{means[method, kind]:+.2f} {word}" for kind, word in
+                 ((True, "where the class flips"), (False, "where it does not"))
+                 if (method, kind) in means.index]
+        return f"{LABELS[method]} " + " and ".join(parts)
+
+    metric = str(cascade.metric.iloc[0]) if len(cascade) else "cosine"
+    reason = ("\n\nWhere the claim after the classifier differs, a possible reason, untested here: "
+              "a random two-way readout of the mean-pooled sentence vector may still weight the "
+              "tokens much like the trained one; BERT-base read through [CLS], the paper's "
+              "model, may behave differently."
+              if (first.verdict == "differs").any() else "")
+    return f"""
+**After the classifier alone** ({steps[1]}) is re-initialized, the claim that the token
+importances become like random ones ({metric}, over sentences with the trials nested):
+{verdict_list(first, LABELS, "sentence")}. **After every block**: {verdict_list(every, LABELS,
+"sentence")}.
+
+Re-initializing the classifier alone flips the predicted class in {flipped} of {len(pairs)}
+trial × sentence pairs; the mean {metric} is
+{'; '.join(split(m) for m in flips.method.unique() if m in PAPER_METHODS)}.{reason}
+"""

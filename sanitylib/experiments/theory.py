@@ -21,6 +21,7 @@ from torch import nn
 
 from sanitylib.experiments.claims import setting, similarity_claims, threshold_claims
 from sanitylib.experiments.edges import edge_claims
+from sanitylib.experiments.runner import baseline_table
 from sanitylib.infra.cache import cached
 from sanitylib.methods import similarity
 from sanitylib.methods.edges import SOBEL_X, sobel
@@ -151,6 +152,15 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
 def weight_deviation(gradients: torch.Tensor, weights: torch.Tensor) -> np.ndarray:
     """The largest ``|gradient - w|`` of each map (one value per image)."""
     return (gradients - weights).abs().flatten(1).amax(1).detach().cpu().numpy()
+
+
+def random_bands(shapes: Mapping[str, tuple[int, ...]], metric: str = "spearman_abs"
+                 ) -> pd.DataFrame:
+    """The band of two unrelated random maps of each shape (:func:`~sanitylib.experiments.
+    runner.baseline_table`), one row per name of ``shapes`` in column ``dataset``: the floor of
+    a similarity to the input."""
+    return pd.concat([baseline_table([metric], tuple(shape)).assign(dataset=name)
+                      for name, shape in shapes.items()], ignore_index=True)
 
 
 def deviation_claims(deviations: pd.DataFrame, *, threshold: float, chapter: str
