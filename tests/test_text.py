@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -298,6 +299,35 @@ def test_scaled_blocks_places_medians_and_means_of_the_randomized_blocks(model, 
     bottom = floor.set_index("metric").loc["cosine", "mean"]
     assert row.value == pytest.approx(values.median())
     assert row.position == pytest.approx((values.median() - bottom) / (top.value.mean() - bottom))
+
+
+def test_text_claims_nest_the_trials_in_the_sentences_and_read_the_class_flips(model, batch,
+                                                                             tokenizer):
+    reference = reference_ids(batch, tokenizer)
+    run = randomization_test(model, batch, reference, seeds=[0, 1], steps=8, verbose=False)
+    floor = random_baseline(batch.attention_mask, n=50)
+    ceiling = token_ceiling(perturbation_ceiling(model, batch, reference, steps=8, seeds=[0]))
+    claims = cascading_claims(run.scores, floor, ceiling, run.steps, model="tiny")
+    # Two methods (global and local IG) after the classifier and after every block.
+    assert len(claims) == 4 and set(claims.method) == {"ig_global", "ig_local"}
+    assert (claims.n_images == 3).all() and (claims.n_seeds == 2).all()
+    assert set(claims.test) == {"Text cascading randomization"} and set(claims.dataset) == {"sst2"}
+    last = run.scores.query("granularity == 'token' and method == 'ig_local' and "
+                            "metric == 'cosine' and block == @run.steps[-1]")
+    row = claims[(claims.method == "ig_local")
+                 & claims.statistic.str.contains("every block")].iloc[0]
+    assert row.estimate == pytest.approx(last.groupby("sentence").value.mean().mean())
+    assert row.floor_high == pytest.approx(floor.set_index("metric").loc["cosine", "high"])
+    flips = class_flips(run, run.steps[1])
+    assert len(flips) == 2 * 3 * 4 and flips.flipped.dtype == bool
+    _, _, scores = compare_models(model, model, batch, reference, steps=8)
+    same = data_randomization_claims(scores, floor, ceiling, model="tiny")
+    # The same model twice: identical explanations, the claim that they differ fails.
+    assert len(same) == 2 and (same.estimate > 0.999).all()
+    assert set(same.verdict) == {"differs"}
+    text = text_reading(pd.concat([claims, same]), flips, run.scores, run.steps)
+    assert "Data randomization" in text and "differs for IG (global)" in text
+    assert "3 sentences × 2 seeds" in text
 
 
 def test_random_baseline_of_unit_maps():

@@ -26,6 +26,7 @@ _STYLE = """
 body { font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #bbb; padding: 0.2em 0.5em; text-align: right; }
+td.text { text-align: left; }
 th { background: #eee; }
 td.passed { background: #e3f4e3; } td.failed { background: #fbe3e3; }
 td.inconclusive { background: #eeeeee; }
@@ -45,10 +46,16 @@ def _png(fig) -> str:
 def _figures(report) -> list[tuple[str, str]]:
     figures = []
     if report.maps and report.image is not None:
+        ends = [report.steps[0], report.steps[1], report.steps[-1]] \
+            if len(report.steps) > 2 else list(report.steps)
+        fig = mask_grid(report.maps, ends, report.methods, report.image, labels=LABELS)
+        caption = ("The first input: its map under the trained model, after the first "
+                   "randomization step and after the last (absolute maps, one row per method)")
+        figures.append((caption, _png(fig)))
         for mode in ("absolute", "signed"):
             fig = mask_grid(report.maps, report.steps, report.methods, report.image, mode=mode,
                             labels=LABELS)
-            caption = (f"Mask grid, {mode} maps, first input: the trained model's map, then "
+            caption = (f"Every step, {mode} maps, first input: the trained model's map, then "
                        "each randomization step")
             figures.append((caption, _png(fig)))
     if report.summary is not None:
@@ -59,6 +66,26 @@ def _figures(report) -> list[tuple[str, str]]:
                    "and seeds); grey: two unrelated random maps")
         figures.append((caption, _png(fig)))
     return figures
+
+
+def _answers(report) -> str:
+    """One row per test and method: its verdict on the primary metric, n, what it means."""
+    rows = []
+    classes = {"like random maps": "passed", "still similar": "failed"}
+    for a in report.answers():
+        evidence = f"{a['n']} inputs" + (f" × {a['n_seeds']} seeds" if a["n_seeds"] > 1 else "")
+        rows.append(
+            f"<tr><td>{html.escape(a['test'])}</td>"
+            f"<td><b>{html.escape(LABELS.get(a['method'], a['method']))}</b></td>"
+            f"<td class='{classes.get(a['verdict'], 'inconclusive')}'>"
+            f"{html.escape(a['verdict'])}</td>"
+            f"<td>{a['mean']:.2f} [{a['low']:.2f}, {a['high']:.2f}]</td><td>{evidence}</td>"
+            f"<td class='text'>{html.escape(a['answer'])}</td></tr>")
+    metric = METRIC_LABELS.get(report.answers()[0]["metric"], "") if rows else ""
+    return (f"<p>One answer per method, on the {html.escape(metric)} after the last step "
+            "(mean and 95 % interval over the inputs):</p><table><tr><th>test</th>"
+            "<th>method</th><th>verdict</th><th>similarity</th><th>n</th><th>what it means</th>"
+            f"</tr>{''.join(rows)}</table>")
 
 
 def _verdict_table(report) -> str:
@@ -114,7 +141,8 @@ maps are compared with those of the trained model. A method that explains the mo
 <h2>Settings</h2><ul>{settings}</ul>
 <p>Blocks, top to bottom ({len(report.blocks)}): {html.escape(', '.join(report.blocks))}.</p>
 {f'<h2>Methods that could not run</h2><ul>{refused}</ul>' if refused else ''}
-<h2>Verdicts</h2>{_verdict_table(report)}
+<h2>Answers</h2>{_answers(report)}
+<h2>Every metric</h2>{_verdict_table(report)}
 <p>How to read them:</p><ul>{meanings}</ul>
 <p>"paper" is what Adebayo et al. found for that method on their networks.</p>
 <h2>Figures</h2>{figures}
@@ -135,7 +163,8 @@ def write_report(report, folder: Path) -> Path:
         report.scores.to_csv(staging / "scores.csv", index=False)
         (staging / "verdict.json").write_text(json.dumps(
             {"model": report.model, "settings": report.settings, "blocks": report.blocks,
-             "refused": report.refused, "verdicts": report.verdict_records()}, indent=2))
+             "refused": report.refused, "answers": report.answers(),
+             "verdicts": report.verdict_records()}, indent=2))
         report.to_html(staging / "report.html")
         if folder.exists():
             shutil.rmtree(folder)

@@ -59,6 +59,17 @@ VERDICT_MEANING = {
                     "it: this run cannot tell; give more inputs",
 }
 
+#: The metric of the one-line answers (the paper's main metric).
+PRIMARY_METRIC = "spearman_abs"
+#: The one-line answer per verdict.
+ANSWERS = {
+    "like random maps": "passes: once the test has changed the model, its maps are no more like "
+                        "the trained model's than random maps, so they depend on what changed",
+    "still similar": "fails: its maps stay similar to the trained model's after the change, so "
+                     "they do not show what the model learned",
+    "inconclusive": "cannot tell from {n} inputs: give more inputs (--max-inputs) or seeds",
+}
+
 
 def read_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
     """The book's decision rule (:func:`sanitylib.experiments.claims.similarity_reading`) on a
@@ -101,6 +112,18 @@ class CheckReport:
         for record in records:
             record["meaning"] = VERDICT_MEANING[record["verdict"]]
         return records
+
+    def answers(self) -> list[dict[str, object]]:
+        """One answer per test and method: the verdict on the primary metric (the paper's,
+        Spearman of absolute maps, where it was computed), its n and what it means."""
+        metrics = list(dict.fromkeys(self.verdicts["metric"]))
+        primary = PRIMARY_METRIC if PRIMARY_METRIC in metrics else metrics[0]
+        rows = self.verdicts[self.verdicts.metric == primary]
+        return [{"test": r["test"], "method": r["method"], "metric": primary,
+                 "verdict": r["verdict"], "mean": r["mean"], "low": r["low"], "high": r["high"],
+                 "n": int(r["n"]), "n_seeds": int(r["n_seeds"]),
+                 "answer": ANSWERS[r["verdict"]].format(n=int(r["n"]))}
+                for r in rows.to_dict("records")]
 
     def to_html(self, path: str | Path) -> Path:
         from sanitylib.checker.html import render
