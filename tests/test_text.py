@@ -15,10 +15,15 @@ from transformers import BertConfig, BertModel, BertTokenizer
 from sanitylib.data.sources import DataUnavailableError
 from sanitylib.data.text import load_sst2, read_sst2_tsv, sample
 from sanitylib.experiments.text import (
+    cascading_claims,
+    class_flips,
+    compare_models,
+    data_randomization_claims,
     perturbation_ceiling,
     random_baseline,
     randomization_test,
     scaled_blocks,
+    text_reading,
     token_ceiling,
 )
 from sanitylib.experiments.text_quality import evaluation_metrics, forward_on_embeddings

@@ -49,6 +49,7 @@ def _figures(report) -> list[tuple[str, str]]:
         ends = [report.steps[0], report.steps[1], report.steps[-1]] \
             if len(report.steps) > 2 else list(report.steps)
         fig = mask_grid(report.maps, ends, report.methods, report.image, labels=LABELS)
+        fig.set_size_inches(fig.get_size_inches() * 1.8)  # few columns: draw them large
         caption = ("The first input: its map under the trained model, after the first "
                    "randomization step and after the last (absolute maps, one row per method)")
         figures.append((caption, _png(fig)))

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from sanitylib.experiments.ceiling import ceiling_table, perturbed, place
-from sanitylib.experiments.claims import interval_summary, setting, similarity_claims
+from sanitylib.experiments.claims import describe_n, interval_summary, setting, similarity_claims
 from sanitylib.experiments.quality_findings import verdict_list
 from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
@@ -289,8 +289,9 @@ def data_randomization_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling
     return similarity_claims(
         _token_summary(scores, model, metric, methods), floor, {m: "changes" for m in methods},
         chapter=chapter, test="Data randomization", source="Kokhlikyan et al. 2021, Fig. 12",
-        statement=f"{{method}}'s token importances for {model} fine-tuned on permuted SST-2 "
-                  f"labels {{expectation}} of the one fine-tuned on true labels ({metric})",
+        statement=f"Against {model} fine-tuned on true SST-2 labels, {{method}}'s token "
+                  f"importances for the one fine-tuned on permuted labels {{expectation}} "
+                  f"({metric})",
         statistic="mean similarity, true- against permuted-label model", ceiling=ceiling,
         setting=setting(), labels={m: LABELS[m] for m in methods})
 
@@ -335,8 +336,8 @@ def text_reading(claims: pd.DataFrame, flips: pd.DataFrame, scores: pd.DataFrame
     below = interval_summary(embedding, ["method", "metric"])
     unmultiplied = ", ".join(f"{LABELS[r.method]} {r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
                              for r in below.itertuples())
-    n = below.iloc[0] if len(below) else None
-    n_text = (f"{int(n['n'])} sentences × {int(n['n_seeds'])} trials" if n is not None else "")
+    n_text = (describe_n(int(below["n"].iloc[0]), int(below["n_seeds"].iloc[0]), "sentence")
+              if len(below) else "no scores")
     reason = ("\n\nWhere the claim after the classifier differs, a possible reason, untested "
               "here: a random two-way readout of the mean-pooled sentence vector may still weight "
               "the tokens much like the trained one; BERT-base read through [CLS], the paper's "
