@@ -127,7 +127,7 @@ def test_threshold_claims_and_the_words() -> None:
     row = claims.iloc[0]
     assert row["verdict"] == "agrees" and row["claim"] == "global minus local IG is above 0"
     text = describe(claims, method_labels={"ig_local": "IG"})
-    assert "1 agree, 0 differ, 0 are inconclusive" in text
+    assert "1 agrees, 0 differ, 0 are inconclusive" in text
     assert "IG 0.30 [0.20, 0.40], 8 images × 10 seeds" in text
 
 

@@ -319,9 +319,11 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
     model_labels = {**MODEL_LABELS, **(model_labels or {})}
     method_labels = method_labels or {}
     counts = claims["verdict"].value_counts()
-    verbs = {"agrees": "agree", "differs": "differ", "inconclusive": "are inconclusive"}
-    lines = [f"Of {len(claims)} claims tested in this chapter, "
-             + ", ".join(f"{counts.get(v, 0)} {verbs[v]}" for v in VERDICTS) + "."]
+    plural = {"agrees": "agree", "differs": "differ", "inconclusive": "are inconclusive"}
+    singular = {"agrees": "agrees", "differs": "differs", "inconclusive": "is inconclusive"}
+    lines = [f"Of {len(claims)} claims tested in this chapter, " + ", ".join(
+        f"{counts.get(v, 0)} {(singular if counts.get(v, 0) == 1 else plural)[v]}"
+        for v in VERDICTS) + "."]
     for (test, model, dataset, setting), group in claims.groupby(
             ["test", "model", "dataset", "setting"], sort=False, dropna=False):
         where = model_labels.get(model, str(model).upper() if model else "")
