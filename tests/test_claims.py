@@ -18,6 +18,7 @@ from sanitylib.experiments.claims import (
     decide,
     describe,
     similarity_claims,
+    similarity_reading,
     threshold_claims,
     write_claims,
 )
@@ -169,3 +170,14 @@ def test_write_and_collect(tmp_path, monkeypatch) -> None:
     collected = collect_claims(tmp_path)
     assert collected["chapter"].tolist() == ["02_cascading", "11_after_the_paper"]
     assert collected["setting"].tolist() == ["", ""]
+
+
+def test_a_ceiling_near_the_floor_cannot_decide() -> None:
+    """Two honestly trained models whose maps barely agree (ceiling 0.08 against a band up to
+    0.06): a similarity of 0.10 cannot say whether the maps changed."""
+    reading, _, reason = similarity_reading(0.07, 0.13, 16, 0.0, 0.06, 0.08)
+    assert reading == "inconclusive" and "too close to the random floor" in reason
+    assert similarity_reading(0.20, 0.30, 16, 0.0, 0.06, 0.5)[0] == "still similar"
+    assert similarity_reading(0.00, 0.03, 16, 0.0, 0.06, 0.5)[0] == "like random maps"
+    assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06, -0.1)[0] == "inconclusive"
+    assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06)[0] == "still similar"  # no ceiling

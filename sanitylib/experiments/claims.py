@@ -23,7 +23,8 @@ band of two unrelated random maps (the strict test) and a fifth of the way from 
 ceiling (the effect-size reading, :data:`sanitylib.experiments.ceiling.CUTOFFS`), whichever is
 higher. A claim *agrees* when the whole interval lies on the predicted side, *differs* when it
 lies wholly on the other, and is *inconclusive* when the interval straddles the boundary (the
-data cannot tell the floor from the source's expectation) or rests on fewer than
+data cannot tell the floor from the source's expectation), when the ceiling is too close to the
+floor for the two readings to differ (:data:`SEPARATION`), or when it rests on fewer than
 :data:`MIN_INDEPENDENT` independent observations.
 """
 
@@ -41,7 +42,7 @@ from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "UNITS", "VERDICTS", "boundary",
+__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
            "describe_n", "interval_summary", "outcome", "setting", "similarity_claims", "similarity_reading",
            "threshold_claims", "write_claims"]
@@ -112,6 +113,10 @@ def setting(target: str = "recompute", init: str = "default", **more: object) ->
     return "; ".join(parts)
 
 
+#: The random band may reach at most this far up the floor-to-ceiling scale; beyond it the
+#: ceiling is too close to the floor for any similarity to separate "like random maps" from
+#: "still similar", and the claim is inconclusive.
+SEPARATION = 0.5
 #: The two readings of a similarity to the trained model's maps, and the undecided one.
 READINGS = ("like random maps", "still similar", "inconclusive")
 
@@ -121,8 +126,18 @@ def similarity_reading(low: float, high: float, n: int, floor_mean: float, floor
     """The decision rule read without a source's expectation (for a user's model in
     :func:`sanitylib.check`): ``(reading, boundary, reason)``, the reading one of
     :data:`READINGS` ("like random maps" when the interval lies wholly on the random side of
-    :func:`boundary`, "still similar" when wholly on the other side)."""
+    :func:`boundary`, "still similar" when wholly on the other side). Inconclusive also when a
+    ceiling was measured and the random band reaches past :data:`SEPARATION` of the way up to
+    it (or it is not above the floor at all)."""
     edge = boundary(floor_mean, floor_high, ceiling, metric)
+    sign = -1.0 if metric in DISTANCES else 1.0
+    if not math.isnan(ceiling) and not math.isnan(floor_mean):
+        span, band = sign * (ceiling - floor_mean), sign * (floor_high - floor_mean)
+        if span <= 0 or band / span >= SEPARATION:
+            return "inconclusive", edge, (
+                f"the ceiling {ceiling:.2f} is too close to the random floor {floor_mean:.2f} "
+                f"(band up to {floor_high:.2f}): maps that should agree are themselves nearly "
+                "like random ones, so no similarity can tell the two readings apart")
     side, reason = outcome(low, high, n, edge)
     similar = "below" if metric in DISTANCES else "above"
     reading = side if side == "inconclusive" else \
