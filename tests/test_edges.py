@@ -144,11 +144,11 @@ def test_edge_claims_agree_above_the_random_band_differ_below_and_need_three_ima
     assert "trained CNN on MNIST" in claims.loc["gradient_x_input", "claim"]
 
 
-def test_describe_sides_sorts_methods_by_where_their_interval_lies():
+def test_describe_sides_sorts_methods_by_where_their_interval_lies_and_skips_undefined_rows():
     table = pd.DataFrame({"model": "cnn", "dataset": "mnist",
-                          "method": ["gradient", "gradcam", "vargrad"],
-                          "mean": [0.2, -0.2, 0.01], "low": [0.1, -0.3, -0.05],
-                          "high": [0.3, -0.1, 0.07], "n": 8, "n_seeds": 1})
+                          "method": ["gradient", "gradcam", "vargrad", "guided_gradcam"],
+                          "mean": [0.2, -0.2, 0.01, np.nan], "low": [0.1, -0.3, -0.05, np.nan],
+                          "high": [0.3, -0.1, 0.07, np.nan], "n": [8, 8, 8, 0], "n_seeds": 1})
     text = edges.describe_sides(table, 0.0, {"above": "up", "below": "down",
                                              "inconclusive": "unclear"})
     assert text == ("* **CNN on MNIST** (8 images, 1 seed): up: gradient 0.20 [0.10, 0.30]; "

@@ -169,26 +169,27 @@ def edge_claims(summary: pd.DataFrame, floor: pd.DataFrame, *, chapter: str,
 
 
 def describe_sides(table: pd.DataFrame, boundary: float | str, words: Mapping[str, str],
-                   labels: Mapping[str, str] | None = None,
-                   by: Sequence[str] = ("model", "dataset")) -> str:
-    """A Markdown list, one item per group of ``by``: which methods' 95 % intervals lie above
-    ``boundary`` (a number, or a column per row), which below, and which contain it or rest on
-    fewer than 3 images, with each estimate, interval and n. ``words`` names the three sides
-    (keys "above", "below", "inconclusive"). Nothing in it is typed by hand."""
+                   labels: Mapping[str, str] | None = None) -> str:
+    """A Markdown list, one item per model and dataset of ``table`` (interval-summary rows with
+    columns model, dataset, method, mean, low, high, n, n_seeds): which methods' 95 % intervals
+    lie above ``boundary`` (a number, or a column per row), which below, and which contain it or
+    rest on fewer than 3 images, with each estimate, interval and n. ``words`` names the three
+    sides (keys "above", "below", "inconclusive"). Rows without a defined score (n = 0) are left
+    out. Nothing in it is typed by hand."""
     labels = labels or {}
     lines = []
-    for key, group in table.groupby(list(by), sort=False):
-        model, dataset = key if isinstance(key, tuple) else (key, "")
+    defined = table[table["n"] > 0]
+    for (model, dataset), group in defined.groupby(["model", "dataset"], sort=False):
+        n, n_seeds = int(group["n"].mode().iloc[0]), int(group["n_seeds"].max())
         sides: dict[str, list[str]] = {side: [] for side in ("above", "below", "inconclusive")}
         for r in group.to_dict("records"):
             edge = float(r[boundary]) if isinstance(boundary, str) else float(boundary)
             side, _ = outcome(r["low"], r["high"], int(r["n"]), edge)
+            own = f" ({int(r['n'])} images)" if int(r["n"]) != n else ""
             sides[side].append(f"{labels.get(r['method'], r['method'])} {r['mean']:.2f} "
-                               f"[{r['low']:.2f}, {r['high']:.2f}]")
-        first = group.iloc[0]
-        head = (f"**{MODEL_LABELS.get(model, str(model).upper())}"
-                + (f" on {DATASET_LABELS.get(dataset, dataset)}" if dataset else "") + "** "
-                + f"({describe_n(int(first['n']), int(first.get('n_seeds', 1)))})")
+                               f"[{r['low']:.2f}, {r['high']:.2f}]{own}")
+        head = (f"**{MODEL_LABELS.get(model, str(model).upper())} on "
+                f"{DATASET_LABELS.get(dataset, dataset)}** ({describe_n(n, n_seeds)})")
         parts = [f"{words[side]}: {', '.join(items)}" for side, items in sides.items() if items]
         lines.append(f"* {head}: " + "; ".join(parts) + ".")
     return "\n".join(lines)

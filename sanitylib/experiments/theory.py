@@ -8,6 +8,10 @@
   at edges. Random filters are enough (Section 5.2, Fig. 6).
 - **The input dominates Gradient ⊙ Input** (Section 5.1, Fig. 5d): the rank correlation between
   ``x ⊙ g`` and ``x`` as ever more noise is added to ``g``.
+
+Each argument becomes claims (:func:`deviation_claims`, :func:`linear_claims`,
+:func:`conv_claims`, :func:`dominance_claims`), decided by the book's one rule
+(:func:`sanitylib.experiments.claims.decide`).
 """
 
 from __future__ import annotations
@@ -183,13 +187,13 @@ def deviation_claims(deviations: pd.DataFrame, *, threshold: float, chapter: str
         statistic="largest |gradient - w| over images and seeds", setting=setting("predicted"))
 
 
-def linear_claims(summary: pd.DataFrame, floor: pd.DataFrame, *, chapter: str
-                  ) -> pd.DataFrame:
-    """The linear-model argument compared with the input: the gradient (= w) is like a random
-    map, Gradient ⊙ Input (= w ⊙ x) stays similar to the input. ``summary`` has the rows of
-    :func:`input_dominance` at noise 0 summarized per data, map and metric; ``floor`` the
-    random-map band per dataset and metric (columns dataset, metric, mean, high)."""
-    rows = summary.rename(columns={"data": "dataset"})
+def linear_claims(summary: pd.DataFrame, floor: pd.DataFrame, *, chapter: str,
+                  metric: str = "spearman_abs") -> pd.DataFrame:
+    """The linear-model argument compared with the input under ``metric``: the gradient (= w)
+    is like a random map, Gradient ⊙ Input (= w ⊙ x) stays similar to the input. ``summary``
+    has the rows of :func:`input_dominance` at noise 0 summarized per data, map and metric;
+    ``floor`` the random-map band per dataset and metric (columns dataset, metric, mean, high)."""
+    rows = summary[summary["metric"] == metric].rename(columns={"data": "dataset"})
     rows = rows.assign(model="linear", method=rows["map"].map(MAP_METHODS))
     statements = {
         "gradient": ("Linear model on {dataset}: the gradient (= w) of a random linear model is "
@@ -216,8 +220,8 @@ def conv_claims(summary: pd.DataFrame, floor: pd.DataFrame, methods: Sequence[st
     return edge_claims(
         rows[rows["method"].isin(methods)], floor, chapter=chapter, labels=labels,
         test="One-layer conv net: edge similarity", source=CONV_SOURCE,
-        statement=("One-layer conv net ({model}) on {dataset}: the {method} map is closer to "
-                   "the Sobel edge map than random maps are (Spearman of absolute maps)"))
+        statement=("One-layer conv net ({model}) on {dataset}: the map '{method}' is closer "
+                   "to the Sobel edge map than random maps are (Spearman of absolute maps)"))
 
 
 def dominance_claims(summary: pd.DataFrame, floor: pd.DataFrame, models: Mapping[str, str], *,
@@ -225,8 +229,8 @@ def dominance_claims(summary: pd.DataFrame, floor: pd.DataFrame, models: Mapping
     """Fig. 5d's claim that the input dominates Gradient ⊙ Input: with the gradient replaced by
     the largest noise of ``summary`` (rows of :func:`input_dominance` per data, map, metric and
     noise), ``x ⊙ g`` stays more similar to ``x`` than random maps are under ``metric`` (the
-    paper's), per input case (``data``). ``models`` names the network whose gradient each case uses; ``floor`` is the
-    random-map band per case (columns dataset, metric, mean, high)."""
+    paper's), per input case (``data``). ``models`` names the network whose gradient each case
+    uses; ``floor`` is the random-map band per case (columns dataset, metric, mean, high)."""
     top = summary["noise"].max()
     rows = summary[(summary["noise"] == top) & (summary["map"] == "x ⊙ g")
                    & (summary["metric"] == metric)]
