@@ -173,11 +173,12 @@ def test_write_and_collect(tmp_path, monkeypatch) -> None:
 
 
 def test_a_ceiling_near_the_floor_cannot_decide() -> None:
-    """Two honestly trained models whose maps barely agree (ceiling 0.08 against a band up to
-    0.06): a similarity of 0.10 cannot say whether the maps changed."""
-    reading, _, reason = similarity_reading(0.07, 0.13, 16, 0.0, 0.06, 0.08)
+    """Two honestly trained models whose maps barely agree (ceiling 0.07 against a band up to
+    0.06, past 0.8 of the scale): a similarity of 0.10 cannot say whether the maps changed."""
+    reading, _, reason = similarity_reading(0.07, 0.13, 16, 0.0, 0.06, 0.07)
     assert reading == "inconclusive" and "too close to the random floor" in reason
     assert similarity_reading(0.20, 0.30, 16, 0.0, 0.06, 0.5)[0] == "still similar"
     assert similarity_reading(0.00, 0.03, 16, 0.0, 0.06, 0.5)[0] == "like random maps"
     assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06, -0.1)[0] == "inconclusive"
+    assert similarity_reading(0.20, 0.30, 16, 0.0, 0.06, 0.08)[0] == "still similar"  # 0.75
     assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06)[0] == "still similar"  # no ceiling

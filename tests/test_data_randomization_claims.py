@@ -40,11 +40,11 @@ def test_claims_read_each_method_against_its_ceiling() -> None:
     ceilings = pd.DataFrame([
         {"model": "cnn", "dataset": "mnist", "method": m, "metric": "spearman_abs", "mean": c,
          "reference": "perturbation"}
-        for m, c in (("gradient", 0.9), ("guided_backprop", 0.95), ("smoothgrad", 0.08))])
+        for m, c in (("gradient", 0.9), ("guided_backprop", 0.95), ("smoothgrad", 0.07))])
     claims = data_randomization_claims(summary, baseline, ceilings, target="recompute")
     verdicts = claims.set_index("method")["verdict"].to_dict()
     # Gradient falls to random maps (the paper: changes); Guided BackProp stays (paper: barely
-    # changes); SmoothGrad's ceiling 0.08 is too close to the band up to 0.06 to decide.
+    # changes); SmoothGrad's ceiling 0.07 is too close to the band up to 0.06 to decide.
     assert verdicts == {"gradient": "agrees", "guided_backprop": "agrees",
                         "smoothgrad": "inconclusive"}
     assert (claims.test == "Data randomization").all()

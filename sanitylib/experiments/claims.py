@@ -113,10 +113,11 @@ def setting(target: str = "recompute", init: str = "default", **more: object) ->
     return "; ".join(parts)
 
 
-#: The random band may reach at most this far up the floor-to-ceiling scale; beyond it the
-#: ceiling is too close to the floor for any similarity to separate "like random maps" from
-#: "still similar", and the claim is inconclusive.
-SEPARATION = 0.5
+#: The random band may reach at most this far up the floor-to-ceiling scale: where "still
+#: similar" begins on that scale (:data:`CUTOFFS`). Beyond it the band of random maps overlaps
+#: "still similar", the ceiling is too close to the floor for any similarity to separate the two
+#: readings, and the claim is inconclusive.
+SEPARATION = CUTOFFS[1]
 #: The two readings of a similarity to the trained model's maps, and the undecided one.
 READINGS = ("like random maps", "still similar", "inconclusive")
 

@@ -30,6 +30,7 @@ from sanitylib.experiments.claims import (
     threshold_claims,
 )
 from sanitylib.experiments.input_multiplier import LABELS, PAIRS, VARIANTS
+from sanitylib.experiments.parameter_randomization import AFTER_EVERY_BLOCK, CASCADING
 from sanitylib.infra.device import module_device
 from sanitylib.methods.similarity import METRIC_RANGES
 
@@ -121,15 +122,13 @@ def rank_claims(scores: pd.DataFrame, floor: pd.DataFrame, step: str, *,
     at = scores[(scores.block == step) & (scores.metric == metric)
                 & scores.method.isin(list(methods))]
     summary = interval_summary(at, ["model", "dataset", "method", "metric"])
-    claims = [similarity_claims(
-        part, floor, {m: "changes" for m in methods}, chapter=chapter,
-        test="Cascading randomization", source=f"{SOURCE}, Fig. 4",
-        statement=f"After every block of the {_model(model)} is re-initialized, {{method}}'s "
-                  f"maps {{expectation}} ({METRIC_WORDS.get(metric, metric)})",
-        statistic="mean similarity after every block is re-initialized",
+    return similarity_claims(
+        summary, floor, {m: "changes" for m in methods}, chapter=chapter,
+        test=CASCADING, source=f"{SOURCE}, Fig. 4",
+        statement="After every block of the {model} is re-initialized, {method}'s maps "
+                  f"{{expectation}} ({METRIC_WORDS.get(metric, metric)})",
+        statistic=AFTER_EVERY_BLOCK,
         setting=setting(init=init), labels=LABELS)
-        for model, part in summary.groupby("model", sort=False)]
-    return pd.concat(claims, ignore_index=True)
 
 
 def _per_image(quality: pd.DataFrame, metric: str, column: str) -> pd.DataFrame:
@@ -186,33 +185,26 @@ def quality_claims(quality: pd.DataFrame, first: str, last: str, *, init: str = 
                                "infidelity", ["ig_local"])
     steady = _log_ratio_summary(_per_image(ends, "max_sensitivity", "block"), last, first,
                                 "max_sensitivity", ig)
-    claims = []
-    for model in quality["model"].unique():
-        name = _model(model)
-        claims += [
-            threshold_claims(higher[higher.model == model], threshold=0.0, expected="above",
-                             test=TABLE1_TESTS[0],
-                             statement=f"On the trained {name}, {{method}}'s infidelity (its "
-                                       f"completeness error) is higher than {LABELS['ig_local']}'s",
-                             statistic="paired infidelity difference global - local, trained "
-                                       "model", **common),
-            threshold_claims(rises[rises.model == model], threshold=0.0, expected="above",
-                             test=TABLE1_TESTS[1],
-                             statement=f"{{method}}'s infidelity rises when every block of the "
-                                       f"{name} is re-initialized (log10 ratio randomized / "
-                                       "trained above {threshold})",
-                             statistic="log10 ratio of infidelity, fully randomized / trained",
-                             **common),
-            threshold_claims(steady[steady.model == model],
-                             threshold=math.log10(SENSITIVITY_FACTOR), expected="below",
-                             test=TABLE1_TESTS[2],
-                             statement=f"{{method}}'s max-sensitivity stays almost unchanged when "
-                                       f"every block of the {name} is re-initialized (at most "
-                                       f"{SENSITIVITY_FACTOR:g} times its trained value: log10 "
-                                       f"ratio randomized / trained below log10 "
-                                       f"{SENSITIVITY_FACTOR:g})",
-                             statistic="log10 ratio of max-sensitivity, fully randomized / "
-                                       "trained", **common)]
+    claims = [
+        threshold_claims(higher, threshold=0.0, expected="above", test=TABLE1_TESTS[0],
+                         statement="On the trained {model}, {method}'s infidelity (its "
+                                   f"completeness error) is higher than {LABELS['ig_local']}'s",
+                         statistic="paired infidelity difference global - local, trained model",
+                         **common),
+        threshold_claims(rises, threshold=0.0, expected="above", test=TABLE1_TESTS[1],
+                         statement="{method}'s infidelity rises when every block of the {model} "
+                                   "is re-initialized (log10 ratio randomized / trained above "
+                                   "{threshold})",
+                         statistic="log10 ratio of infidelity, fully randomized / trained",
+                         **common),
+        threshold_claims(steady, threshold=math.log10(SENSITIVITY_FACTOR), expected="below",
+                         test=TABLE1_TESTS[2],
+                         statement="{method}'s max-sensitivity stays almost unchanged when every "
+                                   "block of the {model} is re-initialized (at most "
+                                   f"{SENSITIVITY_FACTOR:g} times its trained value: log10 ratio "
+                                   f"randomized / trained below log10 {SENSITIVITY_FACTOR:g})",
+                         statistic="log10 ratio of max-sensitivity, fully randomized / trained",
+                         **common)]
     return pd.concat(claims, ignore_index=True)
 
 
@@ -226,14 +218,13 @@ def smoothing_claims(quality: pd.DataFrame, names: Sequence[str], *, chapter: st
     trained = quality[quality.state == "trained"]
     summary = _log_ratio_summary(_per_image(trained, "infidelity", "network"), smoothed,
                                  original, "infidelity", list(trained.method.unique()))
-    return pd.concat([threshold_claims(
-        part, threshold=0.0, expected="below", chapter=chapter, test="Smoothing",
+    return threshold_claims(
+        summary, threshold=0.0, expected="below", chapter=chapter, test="Smoothing",
         source=f"{SOURCE}, Section 3",
-        statement=f"Softplus and LogSumExp pooling lower {{method}}'s infidelity on the trained "
-                  f"{_model(model)} (log10 ratio smoothed / original below {{threshold}})",
+        statement="Softplus and LogSumExp pooling lower {method}'s infidelity on the trained "
+                  "{model} (log10 ratio smoothed / original below {threshold})",
         statistic="log10 ratio of infidelity, smoothed / original network (trained)",
-        labels=LABELS) for model, part in summary.groupby("model", sort=False)],
-        ignore_index=True)
+        labels=LABELS)
 
 
 def multiplier_reading(summary: pd.DataFrame, steps: Sequence[str], claims: pd.DataFrame,
@@ -264,7 +255,7 @@ Spearman rank correlation of the signed maps (their Fig. 4) is {value('ig_local'
 (local IG) and {value('ig_global', 'spearman', top)} (global IG) after re-initializing the top
 block ({top}) alone and {value('ig_local', 'spearman')} and {value('ig_global', 'spearman')} at
 the end. The paper finds it near zero for both variants; the claim that both become like random
-maps: {verdict_list(own[own.test == 'Cascading randomization'])}.
+maps: {verdict_list(own[own.test == CASCADING])}.
 """
 
 
