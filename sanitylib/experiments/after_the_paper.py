@@ -28,6 +28,7 @@ from sanitylib.experiments.claims import (
     setting,
     similarity_claims,
     threshold_claims,
+    verdict_list,
 )
 from sanitylib.experiments.followups import TESTS
 from sanitylib.experiments.imagenet import load_networks
@@ -39,7 +40,6 @@ from sanitylib.experiments.parameter_randomization import (
     SOURCE,
     method_options,
 )
-from sanitylib.experiments.quality_findings import verdict_list
 from sanitylib.experiments.runner import summarize_scores
 from sanitylib.methods.saliency import LABELS
 from sanitylib.models.training import TrainConfig, train

@@ -45,7 +45,7 @@ from sanitylib.methods.similarity import DISTANCES
 __all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
            "describe_n", "interval_summary", "outcome", "setting", "similarity_claims", "similarity_reading",
-           "threshold_claims", "write_claims"]
+           "threshold_claims", "verdict_list", "write_claims"]
 
 VERDICTS = ("agrees", "differs", "inconclusive")
 #: Fewer independent observations than this cannot decide a claim.
@@ -371,3 +371,19 @@ def claims_table(claims: pd.DataFrame, unit: str = "image") -> pd.DataFrame:
                                                                 claims["n_seeds"])],
         "boundary": claims["boundary"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
         "verdict": claims["verdict"]})
+
+
+def verdict_list(claims: pd.DataFrame, labels: Mapping[str, str] | None = None,
+                 unit: str = "image") -> str:
+    """The claims' verdicts in words, for a sentence: "agrees for IG (local) 0.31 [0.2, 0.42]
+    (8 images × 10 seeds); inconclusive for ..."; "no claim" for none."""
+    labels = labels or {}
+    parts = []
+    for verdict in VERDICTS:
+        rows = claims[claims.verdict == verdict]
+        if len(rows):
+            parts.append(f"{verdict} for " + ", ".join(
+                f"{labels.get(r.method, r.method)} {r.estimate:.3g} [{r.low:.3g}, {r.high:.3g}] "
+                f"({describe_n(int(r.n_images), int(r.n_seeds), unit)})"
+                for r in rows.itertuples()))
+    return "; ".join(parts) or "no claim"

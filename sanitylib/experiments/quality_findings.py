@@ -22,12 +22,12 @@ from torch import nn
 
 from sanitylib.experiments.claims import (
     MODEL_LABELS,
-    VERDICTS,
     describe_n,
     interval_summary,
     setting,
     similarity_claims,
     threshold_claims,
+    verdict_list,
 )
 from sanitylib.experiments.input_multiplier import LABELS, PAIRS, VARIANTS
 from sanitylib.experiments.parameter_randomization import AFTER_EVERY_BLOCK, CASCADING
@@ -36,7 +36,7 @@ from sanitylib.methods.similarity import METRIC_RANGES
 
 __all__ = ["CHAPTER", "SENSITIVITY_FACTOR", "TABLE1_TESTS", "imagenet_quality_reading", "mean_top_logit", "multiplier_claims",
            "multiplier_reading", "paired_differences", "quality_claims", "quality_reading",
-           "rank_claims", "smoothing_claims", "smoothing_reading", "verdict_list"]
+           "rank_claims", "smoothing_claims", "smoothing_reading"]
 
 CHAPTER = "07_input_multiplier"
 SOURCE = "Kokhlikyan et al. 2021"
@@ -52,21 +52,6 @@ def mean_top_logit(model: nn.Module, inputs: torch.Tensor) -> float:
 
 def _model(name: object) -> str:
     return MODEL_LABELS.get(str(name), str(name))
-
-
-def verdict_list(claims: pd.DataFrame, labels: Mapping[str, str] = LABELS,
-                 unit: str = "image") -> str:
-    """The claims' verdicts in words: "agrees for IG (local) 0.31 [0.2, 0.42] (8 images × 10
-    seeds); inconclusive for ..."; "no claim" for none."""
-    parts = []
-    for verdict in VERDICTS:
-        rows = claims[claims.verdict == verdict]
-        if len(rows):
-            parts.append(f"{verdict} for " + ", ".join(
-                f"{labels.get(r.method, r.method)} {r.estimate:.3g} [{r.low:.3g}, {r.high:.3g}] "
-                f"({describe_n(int(r.n_images), int(r.n_seeds), unit)})"
-                for r in rows.itertuples()))
-    return "; ".join(parts) or "no claim"
 
 
 def paired_differences(scores: pd.DataFrame, step: str, metric: str = "ssim",
@@ -250,12 +235,12 @@ def multiplier_reading(summary: pd.DataFrame, steps: Sequence[str], claims: pd.D
 ({describe_n(int(n['n']), int(n['n_seeds']))}; ratio local/global {ratio:.2f}; Kokhlikyan et al.
 report about one half for Inception v3). Their Fig. 1 finds the global variant of each pair more
 similar to the trained model's maps than the local one. The claim that the per-image difference
-global − local of SSIM lies above 0: {verdict_list(own[own.test == 'Input multiplier'])}.
+global − local of SSIM lies above 0: {verdict_list(own[own.test == 'Input multiplier'], LABELS)}.
 Spearman rank correlation of the signed maps (their Fig. 4) is {value('ig_local', 'spearman', top)}
 (local IG) and {value('ig_global', 'spearman', top)} (global IG) after re-initializing the top
 block ({top}) alone and {value('ig_local', 'spearman')} and {value('ig_global', 'spearman')} at
 the end. The paper finds it near zero for both variants; the claim that both become like random
-maps: {verdict_list(own[own.test == CASCADING])}.
+maps: {verdict_list(own[own.test == CASCADING], LABELS)}.
 """
 
 
@@ -263,11 +248,11 @@ def _table1(claims: pd.DataFrame) -> str:
     """The three Table 1 claims of :func:`quality_claims` in words."""
     first, rises, steady = (claims[claims.test == test] for test in TABLE1_TESTS)
     return (f"(i) global IG's infidelity above local IG's on the trained network (paired "
-            f"difference above 0): {verdict_list(first)}; (ii) local IG's infidelity rising "
+            f"difference above 0): {verdict_list(first, LABELS)}; (ii) local IG's infidelity rising "
             f"under full randomization (log10 ratio randomized / trained above 0): "
-            f"{verdict_list(rises)}; (iii) max-sensitivity almost unchanged (log10 ratio below "
+            f"{verdict_list(rises, LABELS)}; (iii) max-sensitivity almost unchanged (log10 ratio below "
             f"log10 {SENSITIVITY_FACTOR:g} = {math.log10(SENSITIVITY_FACTOR):.2f}): "
-            f"{verdict_list(steady)}.")
+            f"{verdict_list(steady, LABELS)}.")
 
 
 def _listing(values: Mapping[str, float], fmt: str) -> str:
@@ -351,7 +336,7 @@ Softplus.
 
 **Against the paper.** Kokhlikyan et al. report that infidelity "drops significantly" with
 Softplus and LogSumExp on Inception v3. The claim that the per-image log10 ratio of infidelity
-smoothed / original lies below 0 on the trained networks: {verdict_list(claims)}. The mean over
+smoothed / original lies below 0 on the trained networks: {verdict_list(claims, LABELS)}. The mean over
 the digits
 rises under smoothing for: infidelity, {rises('infidelity')}; relative infidelity,
 {rises('relative_infidelity')}; max-sensitivity, {rises('max_sensitivity')}. Infidelity is in

@@ -29,8 +29,13 @@ import pandas as pd
 import torch
 
 from sanitylib.experiments.ceiling import ceiling_table, perturbed, place
-from sanitylib.experiments.claims import describe_n, interval_summary, setting, similarity_claims
-from sanitylib.experiments.quality_findings import verdict_list
+from sanitylib.experiments.claims import (
+    describe_n,
+    interval_summary,
+    setting,
+    similarity_claims,
+    verdict_list,
+)
 from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity
