@@ -134,7 +134,7 @@ def references() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_followup_claims_one_verdict_per_test_and_method():
-    from sanitylib.experiments.after_the_paper import followup_claims
+    from sanitylib.experiments.followup_claims import followup_claims
 
     scores = followup_scores()
     claims = followup_claims(scores, followup_summary(scores), *references())
@@ -156,7 +156,7 @@ def test_followup_claims_one_verdict_per_test_and_method():
 
 
 def test_random_logit_reading_names_the_methods_that_ignore_the_class():
-    from sanitylib.experiments.after_the_paper import followup_claims, random_logit_reading
+    from sanitylib.experiments.followup_claims import followup_claims, random_logit_reading
 
     scores = followup_scores()
     text = random_logit_reading(followup_claims(scores, followup_summary(scores), *references()))
@@ -167,7 +167,7 @@ def test_random_logit_reading_names_the_methods_that_ignore_the_class():
 
 
 def test_class_reading_sets_the_recomputed_class_beside_the_fixed_one(tmp_path):
-    from sanitylib.experiments.after_the_paper import class_reading, followup_claims
+    from sanitylib.experiments.followup_claims import class_reading, followup_claims
 
     scores = followup_scores()
     claims = followup_claims(scores, followup_summary(scores), *references())
