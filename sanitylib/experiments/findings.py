@@ -28,9 +28,11 @@ __all__ = ["COLOURS", "NO_CLAIMS", "chapter_titles", "matrix_html", "meaning", "
 #: Background of each verdict in the matrix ("mixed": the cell's claims disagree).
 COLOURS = {"agrees": "#d8efd3", "differs": "#f6cfc9", "inconclusive": "#e6e6e6",
            "mixed": "#fbeab0"}
-#: Results folders of pages that make no claims: this page, and the demonstration of
-#: ``sanitylib check`` on two models (its verdicts are about the report, not the papers).
-NO_CLAIMS = ("findings", "check")
+#: Results folders without claims of their own: this page; the demonstration of
+#: ``sanitylib check`` on two models (its verdicts are about the report, not the papers); the
+#: smoothed network of the input-multiplier chapter, whose claims that chapter writes with its
+#: own (``input_multiplier/claims.csv``).
+NO_CLAIMS = ("findings", "check", "smoothness")
 
 
 #: The book's notebooks (beside the library in a checkout).
