@@ -17,6 +17,7 @@ from sanitylib.experiments.claims import (
     contradictions,
     decide,
     describe,
+    method_setting,
     similarity_claims,
     similarity_reading,
     threshold_claims,
@@ -182,3 +183,21 @@ def test_a_ceiling_near_the_floor_cannot_decide() -> None:
     assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06, -0.1)[0] == "inconclusive"
     assert similarity_reading(0.20, 0.30, 16, 0.0, 0.06, 0.08)[0] == "still similar"  # 0.75
     assert similarity_reading(0.07, 0.13, 16, 0.0, 0.06)[0] == "still similar"  # no ceiling
+
+
+def test_the_settings_that_change_a_map_join_its_claim() -> None:
+    """Two chapters averaging VarGrad over 8 and over 5 noise samples make two claims, not one."""
+    options = {"vargrad": {"samples": 8, "seed": 0}, "integrated_gradients": {"steps": 10}}
+    assert method_setting("vargrad", options) == "samples: 8"
+    assert method_setting("gradient", options) == ""
+    summary = interval_summary(pd.concat([
+        scores({(i, 0): 0.2 for i in range(4)}, "vargrad"),
+        scores({(i, 0): 0.01 * i for i in range(4)}, "gradient")]).assign(model="cnn"),
+        ["model", "method", "metric"])
+    floor = pd.DataFrame({"metric": ["spearman_abs"], "mean": [0.0], "high": [0.05]})
+    claims = similarity_claims(summary, floor, {"vargrad": "changes", "gradient": "changes"},
+                               chapter="03", test="t", source="s", statement="{method}",
+                               statistic="x", setting="class: fixed",
+                               options={"cnn": options})
+    assert claims.set_index("method")["setting"].to_dict() == {
+        "vargrad": "class: fixed; samples: 8", "gradient": "class: fixed"}

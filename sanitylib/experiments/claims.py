@@ -42,9 +42,9 @@ from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
+__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
            "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
-           "describe_n", "interval_summary", "outcome", "setting", "similarity_claims", "similarity_reading",
+           "describe_n", "interval_summary", "method_setting", "outcome", "setting", "similarity_claims", "similarity_reading",
            "threshold_claims", "verdict_list", "write_claims"]
 
 VERDICTS = ("agrees", "differs", "inconclusive")
@@ -146,6 +146,22 @@ def similarity_reading(low: float, high: float, n: int, floor_mean: float, floor
     return reading, edge, reason
 
 
+#: The settings of a method that change its maps (how many samples or steps a map averages).
+MAP_SETTINGS = ("steps", "samples")
+
+
+def method_setting(method: str, options: Mapping[str, Mapping[str, object]] | None) -> str:
+    """The settings of ``method`` in ``options`` (per-method keyword options, as
+    :func:`sanitylib.experiments.parameter_randomization.method_options` gives them) that change
+    its maps, for a claim's setting: ``"samples: 8"``, ``"steps: 10; samples: 8"``, or ``""``."""
+    chosen = (options or {}).get(method, {})
+    return "; ".join(f"{k}: {chosen[k]}" for k in MAP_SETTINGS if k in chosen)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
 def claims_frame(records: Sequence[Mapping[str, object]] | pd.DataFrame) -> pd.DataFrame:
     """Claims in :data:`COLUMNS` order (missing fields empty); every verdict must be one of
     :data:`VERDICTS`."""
@@ -170,7 +186,8 @@ def _get(row: Mapping[str, object], column: str, default: float = math.nan) -> f
 def similarity_claims(summary: pd.DataFrame, floor: pd.DataFrame,
                       expectations: Mapping[str, str], *, chapter: str, test: str, source: str,
                       statement: str, statistic: str, ceiling: pd.DataFrame | None = None,
-                      setting: str = "", labels: Mapping[str, str] | None = None
+                      setting: str = "", labels: Mapping[str, str] | None = None,
+                      options: Mapping[str, Mapping[str, Mapping[str, object]]] | None = None
                       ) -> pd.DataFrame:
     """Claims about similarities to the trained model's maps.
 
@@ -185,6 +202,9 @@ def similarity_claims(summary: pd.DataFrame, floor: pd.DataFrame,
             ``dataset`` and ``expectation`` ("become like random maps" or "stay similar").
         ceiling: the ceiling per ``method`` and ``metric`` (``mean``; matched as ``floor``).
         labels: method names for the words.
+        options: per model, the per-method options the maps were made with; the settings that
+            change a method's maps (:func:`method_setting`) join its claim's ``setting``, so
+            two chapters that average a different number of samples are not compared as one.
     """
     bad = set(expectations.values()) - {"changes", "remains"}
     if bad:
@@ -219,7 +239,9 @@ def similarity_claims(summary: pd.DataFrame, floor: pd.DataFrame,
                 expectation="become like random maps" if expected == "changes" else "stay similar"),
             "source": source, "chapter": chapter, "test": test, "model": row.get("model", ""),
             "dataset": row.get("dataset", ""), "method": row["method"], "metric": metric,
-            "setting": setting, "statistic": statistic, "n_images": int(row["n"]),
+            "setting": _join(setting, method_setting(
+                row["method"], (options or {}).get(row.get("model", ""), {}))),
+            "statistic": statistic, "n_images": int(row["n"]),
             "n_seeds": int(row.get("n_seeds", 1)), "estimate": row["mean"], "low": row["low"],
             "high": row["high"], "floor": _get(row, "floor"), "floor_high": _get(row, "floor_high"),
             "ceiling": _get(row, "ceiling"), "boundary": edge, "expected": expected,

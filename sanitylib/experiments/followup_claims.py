@@ -41,7 +41,7 @@ _HEDSTROM = "Hedström et al. 2023"
 
 
 def _similarity(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame,
-                expectations: Mapping[str, str], **words: str) -> pd.DataFrame:
+                expectations: Mapping[str, str], **words: object) -> pd.DataFrame:
     """:func:`similarity_claims` of the chapter (``words``: test, source, statement, statistic,
     setting, labels); none where ``summary`` is empty."""
     if summary.empty:
@@ -106,10 +106,14 @@ def _invariance(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFram
 
 
 def followup_claims(scores: pd.DataFrame, summary: pd.DataFrame, floor: pd.DataFrame,
-                    ceiling: pd.DataFrame, labels: Mapping[str, str] = LABELS) -> pd.DataFrame:
+                    ceiling: pd.DataFrame, labels: Mapping[str, str] = LABELS,
+                    options: Mapping[str, Mapping[str, Mapping[str, object]]] | None = None
+                    ) -> pd.DataFrame:
     """Every claim of the chapter, per model, from :func:`followup_summary` (``summary``; the
     ``scores`` for eMPRT's paired ranking), the random ``floor`` (model, metric, mean, high) and
-    the perturbation ``ceiling`` (model, method, metric, mean); controls make no claim:
+    the perturbation ``ceiling`` (model, method, metric, mean); ``options``: per model, the
+    per-method options of its maps (their samples and steps join each claim's setting);
+    controls make no claim:
 
     - top-down MPRT (the original test, "Cascading randomization", with the trained model's class
       throughout: ``class: fixed``): the paper's expectation per method
@@ -132,26 +136,26 @@ def followup_claims(scores: pd.DataFrame, summary: pd.DataFrame, floor: pd.DataF
                     source=SOURCE,
                     statement="On the {model}, {method}'s maps {expectation} after every block "
                               "is re-initialized, the trained model's class explained throughout",
-                    statistic=AFTER_EVERY_BLOCK, setting=fixed, labels=labels),
+                    statistic=AFTER_EVERY_BLOCK, setting=fixed, labels=labels, options=options),
         _similarity(test("mprt_bottom_up"), floor, ceiling, every,
                     test=BOTTOM_UP, source=f"{_HEDSTROM}, bottom-up MPRT",
                     statement="On the {model}, {method}'s maps {expectation} under bottom-up "
                               "randomization",
                     statistic="mean similarity over the bottom-up randomization steps",
-                    setting=fixed, labels=labels),
+                    setting=fixed, labels=labels, options=options),
         _similarity(test("smprt"), floor, ceiling, every, test="Smooth MPRT",
                     source=f"{_HEDSTROM}, sMPRT",
                     statement="On the {model}, {method}'s noise-averaged maps {expectation} "
                               "under bottom-up randomization",
                     statistic="mean similarity over the bottom-up randomization steps",
-                    setting=fixed, labels=labels),
+                    setting=fixed, labels=labels, options=options),
         emprt_claims(scores, labels=labels),
         _similarity(test("random_logit", "ssim"), floor, ceiling, every, test="Random logit",
                     source="Sixt et al. 2020, random logit test",
                     statement="On the {model}, {method}'s map of a random other class and its "
                               "map of the predicted class {expectation} (SSIM)",
                     statistic="mean similarity, predicted against a random other class",
-                    setting="", labels=labels),
+                    setting="", labels=labels, options=options),
         *_invariance(real, floor, ceiling, labels)]
     return pd.concat([c for c in claims if len(c)], ignore_index=True)
 

@@ -154,52 +154,60 @@ def step_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame
                 chapter: str, test: str, statistic: str, statement: str, step: int | None = None,
                 source: str = SOURCE, setting: str = "",
                 expectations: Mapping[str, str] = EXPECTATIONS,
-                metrics: Sequence[str] = ("spearman_abs",)) -> pd.DataFrame:
+                metrics: Sequence[str] = ("spearman_abs",),
+                options: Mapping[str, Mapping[str, object]] | None = None) -> pd.DataFrame:
     """Claims (:func:`sanitylib.experiments.claims.similarity_claims`) on the similarity to the
     trained model's maps at one step of a randomization run: ``step`` (1 = the first block
     re-initialized) or, by default, each model's last step. One claim per model, dataset,
     method and metric of ``metrics``, judged against ``floor`` (the random-map band) and
     ``ceiling`` (:func:`model_ceilings`). ``statement`` is formatted with ``model``, ``dataset``,
-    ``method`` (their labels) and ``expectation``."""
+    ``method`` (their labels) and ``expectation``; ``options``: the per-method options of every
+    model's maps (their samples and steps join each claim's setting)."""
     last = scores.groupby(["model", "dataset"])["step"].transform("max")
     chosen = scores[(scores.step == (last if step is None else step))
                     & scores.metric.isin(list(metrics))]
     summary = summarize_scores(chosen, ["model", "dataset", "method", "metric"])
     return similarity_claims(summary, floor, expectations, chapter=chapter, test=test,
                              source=source, statement=statement, statistic=statistic,
-                             ceiling=ceiling, setting=setting, labels=LABELS)
+                             ceiling=ceiling, setting=setting, labels=LABELS,
+                             options={m: options for m in set(chosen["model"])} if options else None)
 
 
 def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None, *,
-                     chapter: str, setting: str,
-                     metrics: Sequence[str] = ("spearman_abs",)) -> pd.DataFrame:
+                     chapter: str, setting: str, metrics: Sequence[str] = ("spearman_abs",),
+                     options: Mapping[str, Mapping[str, object]] | None = None) -> pd.DataFrame:
     """The paper's claims (:data:`EXPECTATIONS`, :data:`SOURCE`) after full cascading
     randomization: :func:`step_claims` at each model's last step, under the test
     :data:`CASCADING` and the statistic :data:`AFTER_EVERY_BLOCK`."""
     return step_claims(scores, floor, ceiling, chapter=chapter, test=CASCADING,
                        statistic=AFTER_EVERY_BLOCK, setting=setting, metrics=metrics,
+                       options=options,
                        statement="{model} on {dataset}: {method} maps {expectation} after every "
                                  "block is re-initialized")
 
 
 def independent_claims(scores: pd.DataFrame, floor: pd.DataFrame,
-                       ceiling: pd.DataFrame | None, *, chapter: str, setting: str
+                       ceiling: pd.DataFrame | None, *, chapter: str, setting: str,
+                       options: Mapping[str, Mapping[str, object]] | None = None
                        ) -> pd.DataFrame:
     """The paper's claims (:data:`EXPECTATIONS`) under independent randomization with only the
     logits (the top block, step 1) re-initialized: test :data:`INDEPENDENT`, statistic
     :data:`LOGITS_ONLY`."""
     return step_claims(scores, floor, ceiling, step=1, chapter=chapter, test=INDEPENDENT,
                        statistic=LOGITS_ONLY, source=INDEPENDENT_SOURCE, setting=setting,
+                       options=options,
                        statement="{model} on {dataset}: {method} maps {expectation} when only "
                                  "the logits are re-initialized")
 
 
 def bottom_up_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame | None,
-                     *, chapter: str, setting: str) -> pd.DataFrame:
+                     *, chapter: str, setting: str,
+                     options: Mapping[str, Mapping[str, object]] | None = None) -> pd.DataFrame:
     """Bottom-up randomization after its first step (the lowest block re-initialized): every
     method is expected to change (test :data:`BOTTOM_UP`, statistic :data:`FIRST_BLOCK`)."""
     return step_claims(scores, floor, ceiling, step=1, chapter=chapter, test=BOTTOM_UP,
                        statistic=FIRST_BLOCK, source=BOTTOM_UP_SOURCE, setting=setting,
+                       options=options,
                        expectations={m: "changes" for m in METHODS},
                        statement="{model} on {dataset}: {method} maps {expectation} once the "
                                  "first (lowest) block is re-initialized")
