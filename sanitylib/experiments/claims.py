@@ -162,6 +162,11 @@ def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _without_map_settings(setting: str) -> str:
+    """A setting without its :data:`MAP_SETTINGS` (for grouping claims in sentences)."""
+    return _join(*(p for p in setting.split("; ") if p.split(":")[0] not in MAP_SETTINGS))
+
+
 def claims_frame(records: Sequence[Mapping[str, object]] | pd.DataFrame) -> pd.DataFrame:
     """Claims in :data:`COLUMNS` order (missing fields empty); every verdict must be one of
     :data:`VERDICTS`."""
@@ -362,8 +367,9 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
     lines = [f"Of {len(claims)} claims tested in this chapter, " + ", ".join(
         f"{counts.get(v, 0)} {(singular if counts.get(v, 0) == 1 else plural)[v]}"
         for v in VERDICTS) + "."]
-    for (test, model, dataset, setting), group in claims.groupby(
-            ["test", "model", "dataset", "setting"], sort=False, dropna=False):
+    base = claims["setting"].fillna("").astype(str).map(_without_map_settings)
+    for (test, model, dataset, setting), group in claims.assign(base=base).groupby(
+            ["test", "model", "dataset", "base"], sort=False, dropna=False):
         where = model_labels.get(model, str(model).upper() if model else "")
         where += f" on {DATASET_LABELS.get(dataset, dataset)}" \
             if isinstance(dataset, str) and dataset else ""

@@ -22,7 +22,7 @@ from sanitylib.experiments.claims import (
     describe_n,
 )
 
-__all__ = ["COLOURS", "NO_CLAIMS", "chapter_titles", "matrix_html", "meaning", "missing_claims",
+__all__ = ["COLOURS", "NO_CLAIMS", "TESTS_PER_TABLE", "chapter_titles", "matrix_html", "meaning", "missing_claims",
            "verdict_matrix"]
 
 #: Background of each verdict in the matrix ("mixed": the cell's claims disagree).
@@ -81,37 +81,45 @@ def verdict_matrix(claims: pd.DataFrame) -> pd.DataFrame:
                                         "detail", "n", "chapters", "claims"])
 
 
+#: Test columns per table (with the method column, at most six columns on the page).
+TESTS_PER_TABLE = 5
+
+
+def _cell_html(cell: pd.Series, titles: Mapping[str, str]) -> str:
+    links = " ".join(f"<a href='{ch}.html' title='{html.escape(titles.get(ch, ch))}'>"
+                     f"{html.escape(ch.split('_')[0])}</a>" for ch in cell["chapters"])
+    detail = "" if cell["verdict"] != "mixed" else f"<br>{cell['detail']}"
+    return (f"<td style='background:{COLOURS[cell['verdict']]}' "
+            f"title='{html.escape(' | '.join(cell['claims']))}'><b>{cell['verdict']}</b>{detail}"
+            f"<br>{cell['n']} · {links}</td>")
+
+
 def matrix_html(claims: pd.DataFrame, titles: Mapping[str, str],
                 method_labels: Mapping[str, str]) -> str:
-    """Per network, an HTML table of methods (rows) against tests (columns), each cell coloured
-    by its verdict, with its n and a link to the chapter that tested it."""
+    """Per network, HTML tables of methods (rows) against tests (columns, at most
+    :data:`TESTS_PER_TABLE` a table), each cell coloured by its verdict, with its n and links to
+    the chapters that tested it."""
     matrix = verdict_matrix(claims)
     parts = []
     for (model, dataset), part in matrix.groupby(["model", "dataset"], sort=False):
         tests = list(dict.fromkeys(part["test"]))
-        methods = list(dict.fromkeys(part["method"]))
-        head = "".join(f"<th>{html.escape(t)}</th>" for t in tests)
-        body = []
-        for method in methods:
-            cells = []
-            for test in tests:
-                hit = part[(part.method == method) & (part.test == test)]
-                if hit.empty:
-                    cells.append("<td></td>")
-                    continue
-                c = hit.iloc[0]
-                links = " ".join(f"<a href='{ch}.html' title='{html.escape(titles.get(ch, ch))}'>"
-                                 f"{html.escape(ch.split('_')[0])}</a>" for ch in c["chapters"])
-                detail = "" if c["verdict"] != "mixed" else f"<br><small>{c['detail']}</small>"
-                cells.append(
-                    f"<td style='background:{COLOURS[c['verdict']]}' "
-                    f"title='{html.escape(' | '.join(c['claims']))}'>"
-                    f"<b>{c['verdict']}</b>{detail}<br><small>{c['n']} · {links}</small></td>")
-            body.append(f"<tr><th>{html.escape(method_labels.get(method, method))}</th>"
-                        + "".join(cells) + "</tr>")
         name = f"{MODEL_LABELS.get(model, model)} on {DATASET_LABELS.get(dataset, dataset)}"
-        parts.append(f"<h3>{html.escape(name)}</h3><table class='findings-matrix'>"
-                     f"<tr><th>method</th>{head}</tr>{''.join(body)}</table>")
+        parts.append(f"<h3>{html.escape(name)}</h3>")
+        for start in range(0, len(tests), TESTS_PER_TABLE):
+            chunk = tests[start:start + TESTS_PER_TABLE]
+            rows = part[part.test.isin(chunk)]
+            head = "".join(f"<th>{html.escape(t)}</th>" for t in chunk)
+            body = []
+            for method in dict.fromkeys(rows["method"]):
+                cells = []
+                for test in chunk:
+                    hit = rows[(rows.method == method) & (rows.test == test)]
+                    cells.append("<td></td>" if hit.empty else _cell_html(hit.iloc[0], titles))
+                body.append(f"<tr><th>{html.escape(method_labels.get(method, method))}</th>"
+                            + "".join(cells) + "</tr>")
+            parts.append("<table class='findings-matrix' style='table-layout:fixed;width:100%;"
+                         "font-size:0.8em'>"
+                         f"<tr><th>method</th>{head}</tr>{''.join(body)}</table>")
     return "\n".join(parts)
 
 
