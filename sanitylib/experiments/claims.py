@@ -42,10 +42,12 @@ from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
 from sanitylib.methods.similarity import DISTANCES
 
-__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT", "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
-           "claims_frame", "claims_table", "collect_claims", "contradictions", "decide", "describe",
-           "describe_n", "interval_summary", "method_setting", "outcome", "setting", "similarity_claims", "similarity_reading",
-           "threshold_claims", "verdict_list", "write_claims"]
+__all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT",
+           "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
+           "claims_frame", "claims_table", "collect_claims", "contradictions", "count_verdicts",
+           "decide", "describe", "describe_n", "interval_summary", "method_setting", "outcome",
+           "setting", "similarity_claims", "similarity_reading", "threshold_claims",
+           "verdict_list", "without_map_settings", "write_claims"]
 
 VERDICTS = ("agrees", "differs", "inconclusive")
 #: Fewer independent observations than this cannot decide a claim.
@@ -162,7 +164,7 @@ def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _without_map_settings(setting: str) -> str:
+def without_map_settings(setting: str) -> str:
     """A setting without its :data:`MAP_SETTINGS` (for grouping claims in sentences)."""
     return _join(*(p for p in setting.split("; ") if p.split(":")[0] not in MAP_SETTINGS))
 
@@ -352,6 +354,14 @@ def _value(row: Mapping[str, object]) -> str:
     return f"{row['estimate']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
 
 
+def count_verdicts(counts: Mapping[str, int]) -> str:
+    """"5 agree, 1 differs, 0 are inconclusive": the verdict counts in words."""
+    plural = {"agrees": "agree", "differs": "differ", "inconclusive": "are inconclusive"}
+    singular = {"agrees": "agrees", "differs": "differs", "inconclusive": "is inconclusive"}
+    return ", ".join(f"{counts.get(v, 0)} {(singular if counts.get(v, 0) == 1 else plural)[v]}"
+                     for v in VERDICTS)
+
+
 def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None,
              method_labels: Mapping[str, str] | None = None, unit: str = "image") -> str:
     """"What this run shows": a Markdown list written from ``claims``, one item per test, model
@@ -362,12 +372,8 @@ def describe(claims: pd.DataFrame, model_labels: Mapping[str, str] | None = None
     model_labels = {**MODEL_LABELS, **(model_labels or {})}
     method_labels = method_labels or {}
     counts = claims["verdict"].value_counts()
-    plural = {"agrees": "agree", "differs": "differ", "inconclusive": "are inconclusive"}
-    singular = {"agrees": "agrees", "differs": "differs", "inconclusive": "is inconclusive"}
-    lines = [f"Of {len(claims)} claims tested in this chapter, " + ", ".join(
-        f"{counts.get(v, 0)} {(singular if counts.get(v, 0) == 1 else plural)[v]}"
-        for v in VERDICTS) + "."]
-    base = claims["setting"].fillna("").astype(str).map(_without_map_settings)
+    lines = [f"Of {len(claims)} claims tested in this chapter, {count_verdicts(counts)}."]
+    base = claims["setting"].fillna("").astype(str).map(without_map_settings)
     for (test, model, dataset, setting), group in claims.assign(base=base).groupby(
             ["test", "model", "dataset", "base"], sort=False, dropna=False):
         where = model_labels.get(model, str(model).upper() if model else "")

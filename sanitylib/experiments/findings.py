@@ -19,7 +19,9 @@ from sanitylib.experiments.claims import (
     MODEL_LABELS,
     VERDICTS,
     contradictions,
+    count_verdicts,
     describe_n,
+    without_map_settings,
 )
 
 __all__ = ["COLOURS", "NO_CLAIMS", "TESTS_PER_TABLE", "chapter_titles", "matrix_html", "meaning", "missing_claims",
@@ -124,16 +126,19 @@ def matrix_html(claims: pd.DataFrame, titles: Mapping[str, str],
 
 
 def meaning(claims: pd.DataFrame, method_labels: Mapping[str, str]) -> str:
-    """What the claims mean, computed: the counts, the methods whose paper verdict holds on
-    every network tested (and where it does not), and the cross-chapter consistency."""
+    """What the claims mean, computed: the counts, per method where the paper's cascading
+    verdict holds and where it does not (its own setting: the class recomputed after every step,
+    each layer's initializer), and the cross-chapter consistency."""
     if claims.empty:
         return "No chapter has written claims yet."
     counts = claims["verdict"].value_counts()
     networks = claims[["model", "dataset"]].drop_duplicates()
-    lines = [f"* **{len(claims)} claims** on {len(networks)} model and dataset pairs: "
-             + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
+    total = f"* **{len(claims)} claims** on {len(networks)} model and dataset pairs"
+    lines = [f"{total}: {count_verdicts(counts)}."]
+    # The paper's own setting: the class recomputed after every step, each layer's initializer.
+    paper_setting = claims.setting.fillna("").astype(str).map(without_map_settings)
     central = claims[(claims.test == "Cascading randomization")
-                     & (claims.setting.astype(str).str.startswith("class: recomputed"))]
+                     & (paper_setting == "class: recomputed")]
     for method, group in central.groupby("method", sort=False):
         by = {v: ", ".join(f"{MODEL_LABELS.get(m, m)} on {DATASET_LABELS.get(d, d)}"
                            for m, d in zip(group[group.verdict == v].model,
