@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ class ImageDataset:
     @property
     def classes(self) -> list[str]:
         return CLASS_NAMES[self.name]
+
+    @property
+    def source_label(self) -> str:
+        """The source without the folder it was read from: what a page shows (no machine
+        paths); ``source`` keeps the folder."""
+        return re.sub(r" \(/[^)]*\)", "", self.source)
 
 
 def _check_name(name: str) -> None:

@@ -7,7 +7,9 @@ the same names). GradCAM weights Mixed_7c. Re-initialization follows TF-slim's i
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 import os
 import socket
@@ -84,8 +86,9 @@ def load_inception_v3(weights_path: str | Path | None = None, download: bool | N
     if state is None and download:
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout)
-        try:
-            state = weights.get_state_dict(progress=True, check_hash=True)
+        try:  # torch.hub announces the download on stderr; the failure is reported below
+            with contextlib.redirect_stderr(io.StringIO()):
+                state = weights.get_state_dict(progress=False, check_hash=True)
         except Exception as error:  # noqa: BLE001 - any network failure: report and give up
             tried.append(f"torchvision download of {weights.url}: failed ({type(error).__name__})")
         finally:
@@ -94,7 +97,7 @@ def load_inception_v3(weights_path: str | Path | None = None, download: bool | N
         tried.append("torchvision download: skipped (offline)")
     if state is None:
         raise PretrainedWeightsUnavailable(
-            "pretrained Inception v3 weights are not available. Tried:\n  - " + "\n  - ".join(tried)
+            "no pretrained Inception v3 weights in this environment.\nTried:\n  - " + "\n  - ".join(tried)
             + f"\nPut {cached.name} (torchvision's IMAGENET1K_V1 file) in {cached.parent}, or pass "
             "its path as weights_path= / SANITYLIB_INCEPTION_WEIGHTS, or run once with a network.")
     model = inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=False)
