@@ -86,8 +86,8 @@ def load_inception_v3(weights_path: str | Path | None = None, download: bool | N
     if state is None and download:
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout)
-        try:  # torch.hub announces the download on stderr; the failure is reported below
-            with contextlib.redirect_stderr(io.StringIO()):
+        try:  # torch.hub announces the download on stdout; the failure is reported below
+            with contextlib.redirect_stdout(io.StringIO()):
                 state = weights.get_state_dict(progress=False, check_hash=True)
         except Exception as error:  # noqa: BLE001 - any network failure: report and give up
             tried.append(f"torchvision download of {weights.url}: failed ({type(error).__name__})")
