@@ -192,7 +192,7 @@ def train(config: TrainConfig, data: ImageDataset | None = None,
     key = {**asdict(config), "source": data.source, "device": device.type}
     if verbose:
         print(f"model {config.architecture} / {config.dataset} / {config.labels} labels "
-              f"({data.source})", flush=True)
+              f"({data.source_label})", flush=True)
     result = cached("models", key, lambda: _fit(config, data, device, verbose),
                     code=(_fit, fit, training_loop, build, MnistCNN, MLP))
     model = build(config.architecture, in_channels=data.x_train.shape[1])
