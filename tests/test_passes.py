@@ -36,6 +36,31 @@ def test_gradient_and_gradient_x_input_share_one_gradient():
     assert torch.equal(maps["gradient"], explain(model, x, "gradient"))
 
 
+def test_smoothgrad_and_vargrad_share_their_noisy_passes():
+    model, x = small_cnn(), torch.rand(3, 1, 28, 28)
+    target = torch.tensor([1, 2, 3])
+    options = {m: {"samples": 4, "seed": 2} for m in ("smoothgrad", "vargrad")}
+    with counting_passes(model) as count:
+        maps = explain_methods(model, x, ["smoothgrad", "vargrad"], target, options)
+    # 3 images x 4 noisy copies, once for both (SmoothGrad listed first all the same)
+    assert count.gradient_rows == 3 * 4
+    for method in ("smoothgrad", "vargrad"):
+        alone = explain(model, x, method, target=target, samples=4, seed=2)
+        assert torch.equal(maps[method], alone)
+    # different noise settings are different passes
+    options["vargrad"]["seed"] = 3
+    with counting_passes(model) as count:
+        explain_methods(model, x, ["smoothgrad", "vargrad"], target, options)
+    assert count.gradient_rows == 2 * 3 * 4
+
+
+def test_gradient_x_input_measures_the_input_from_its_baseline():
+    model, x = small_cnn(), torch.rand(2, 1, 28, 28)
+    maps = explain_methods(model, x, ["gradient", "gradient_x_input"],
+                           options={"gradient_x_input": {"baseline": -0.5}})
+    assert torch.allclose(maps["gradient_x_input"], maps["gradient"] * (x + 0.5))
+
+
 def test_guided_gradcam_reuses_guided_backprop_and_gradcam():
     model, x = small_cnn(), torch.rand(4, 1, 28, 28)
     target = torch.tensor([0, 1, 2, 3])

@@ -86,7 +86,7 @@ def test_batchnorm_statistics_kept_unless_asked():
     model[1].running_mean.fill_(3.0)
     subject = model_under_test(model, blocks={"bn": "1", "conv": "0"})
     kept = list(randomize(subject, init="xavier"))[-1][1]
-    reset = list(randomize(subject, init="xavier", reset_batchnorm_stats=True))[-1][1]
+    reset = list(randomize(subject, init="xavier", batchnorm="reset"))[-1][1]
     assert torch.all(kept[1].running_mean == 3.0) and torch.all(reset[1].running_mean == 0.0)
 
 

@@ -22,8 +22,8 @@ import torch
 
 from sanitylib.data.sources import DataUnavailableError
 
-__all__ = ["BUILT_IN_PHOTOGRAPHS", "FOLDER_VARIABLE", "IMAGE_SUFFIXES", "available_photographs",
-           "load_images", "photograph_batch"]
+__all__ = ["BUILT_IN_PHOTOGRAPHS", "CALIBRATION_PHOTOGRAPHS", "FOLDER_VARIABLE", "IMAGE_SUFFIXES",
+           "available_photographs", "calibration_batch", "load_images", "photograph_batch"]
 
 FOLDER_VARIABLE = "SANITYLIB_PHOTOGRAPHS"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -57,6 +57,24 @@ BUILT_IN_PHOTOGRAPHS: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": _skimage("astronaut"), "rocket": _skimage("rocket"),
     "motorcycle": _motorcycle, "grace_hopper": _grace_hopper,
 }
+
+#: scikit-image's other pictures, never explained: the inputs on which batch-norm statistics are
+#: re-estimated (:data:`sanitylib.methods.randomization.BATCHNORM`). Grey ones become 3 equal
+#: channels; textures, microscopy and astronomy are far from ImageNet, so the statistics they
+#: give are those of "other images", not of ImageNet's.
+CALIBRATION_PHOTOGRAPHS = ("camera", "coins", "clock", "moon", "brick", "grass", "gravel",
+                           "cell", "immunohistochemistry", "hubble_deep_field", "retina",
+                           "colorwheel")
+
+
+def calibration_batch(size: int = 224, crop_fraction: float = 0.875) -> torch.Tensor:
+    """:data:`CALIBRATION_PHOTOGRAPHS` prepared as :func:`photograph_batch` does, each followed by
+    its mirror image: (24, 3, size, size) in [0, 1]."""
+    from skimage import data
+
+    images = torch.stack([_prepare(getattr(data, name)(), size, crop_fraction)
+                          for name in CALIBRATION_PHOTOGRAPHS])
+    return torch.stack([images, images.flip(-1)], dim=1).flatten(0, 1)
 
 
 def _folder_files() -> dict[str, Path]:

@@ -26,7 +26,7 @@ from torch import nn
 
 from sanitylib.data.photographs import photograph_batch
 from sanitylib.experiments.runner import RandomizationRun, baseline_table, randomization_run
-from sanitylib.infra.device import module_device, resolve_device
+from sanitylib.infra.device import in_fastest_format, module_device, resolve_device
 from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import PretrainedWeightsUnavailable, load_inception_v3
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
@@ -75,7 +75,7 @@ def load_networks(names: Sequence[str], photograph_names: Sequence[str],
     for name in names:
         load, size, crop = _NETWORKS[name]
         try:
-            model = model_under_test(load().to(device))
+            model = model_under_test(in_fastest_format(load().to(device), name))
         except PretrainedWeightsUnavailable as error:
             skipped[name] = str(error)
             continue

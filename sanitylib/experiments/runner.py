@@ -82,7 +82,9 @@ def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[st
                init: str, seed: int, blocks: Sequence[str] | None,
                target: str | torch.Tensor, options: Mapping[str, Mapping[str, object]],
                original: Mapping[str, object], stack: bool,
-               progress: Callable[[str], None] | None = None) -> dict[str, object]:
+               progress: Callable[[str], None] | None = None,
+               batchnorm: str = "kept", calibration: torch.Tensor | None = None
+               ) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit); each
     step's predictions come with its maps (:func:`explain_and_predict`). With ``stack``, the
     methods of :data:`~sanitylib.methods.stacked.STACKABLE` run on all steps' models at once;
@@ -94,13 +96,15 @@ def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[st
         steps: dict[str, dict[str, torch.Tensor]] = {}
         predictions: dict[str, torch.Tensor] = {}
         for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
+                                          batchnorm=batchnorm, calibration=calibration,
                                           original=False, copies=False):
             steps[step], predictions[step] = explain_and_predict(
                 model.with_module(randomized), inputs, methods, fixed, options)
             if progress is not None:
                 progress(step)
         return {"steps": steps, "predictions": predictions}
-    models = dict(randomize(model, blocks, order=order, init=init, seed=seed, original=False))
+    models = dict(randomize(model, blocks, order=order, init=init, seed=seed,
+                            batchnorm=batchnorm, calibration=calibration, original=False))
     together, stacked_predictions = stacked_explain(list(models.values()), inputs, stackable,
                                                     fixed, options)
     rest = [m for m in methods if m not in stackable]
@@ -133,8 +137,8 @@ def _step_scores(steps: Mapping[str, Mapping[str, torch.Tensor]], step_names: Se
                     "step": step_names.index(step), "metric": metric,
                     "image": np.arange(len(values)), "value": values}))
     table = pd.concat(rows, ignore_index=True)
-    fixed = ["method", "order", "init", "target", "block", "step", "metric", "seed", "image",
-             "value"]
+    fixed = ["method", "order", "init", "batchnorm", "target", "block", "step", "metric", "seed",
+             "image", "value"]
     return table[[c for c in table.columns if c not in fixed] + fixed]
 
 
@@ -148,7 +152,8 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       metric_options: Mapping[str, Mapping[str, object]] | None = None,
                       verbose: bool = True, progress: Callable[[str], None] | None = None,
-                      stack: bool = False) -> RandomizationRun:
+                      stack: bool = False, batchnorm: str = "kept",
+                      calibration: torch.Tensor | None = None) -> RandomizationRun:
     """The model parameter randomization test for one model.
 
     Args:
@@ -170,6 +175,9 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
             :data:`~sanitylib.methods.stacked.STACKABLE` (for small models on a large device;
             the maps are the same, so it is not part of the cache key). Off by default: on a
             CPU it does not pay (the passes already fill the cores).
+        batchnorm, calibration: what happens to batch-norm running statistics at each step
+            (:data:`sanitylib.methods.randomization.BATCHNORM`; ``calibration`` inputs for
+            ``reestimated``). The table's ``batchnorm`` column says which.
 
     Returns:
         A :class:`RandomizationRun` whose ``scores`` has one row per
@@ -191,7 +199,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     for seed in seeds:
         key = {"model": model, "inputs": inputs, "methods": list(methods), "order": order,
                "init": init, "seed": seed, "target": target, "blocks": blocks,
-               "options": options}
+               "options": options, "batchnorm": batchnorm, "calibration": calibration}
         if verbose:
             print(f"  {order} / {init} / seed {seed}: {len(names)} steps x "
                   f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
@@ -204,12 +212,13 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
         result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options, original,
-            stack, step_done), code=(*EXPLAIN_CODE, stacked, _step_maps, original_maps))
+            stack, step_done, batchnorm, calibration),
+            code=(*EXPLAIN_CODE, stacked, _step_maps, original_maps))
         steps = {"original": original["maps"], **result["steps"]}
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
                 progress(step)
-        columns = {**(labels or {}), "order": order, "init": init,
+        columns = {**(labels or {}), "order": order, "init": init, "batchnorm": batchnorm,
                    "target": "given" if isinstance(target, torch.Tensor) else target, "seed": seed}
         if metrics:
             rows.append(cached("scores", {

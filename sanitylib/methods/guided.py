@@ -48,7 +48,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sanitylib.methods.frozen import explaining
 
-__all__ = ["ActivationCall", "UnguidedActivationError", "activation_census", "guided_backprop"]
+__all__ = ["ActivationCall", "UnguidedActivationError", "activation_census", "clamp_call",
+           "guided_backprop"]
 
 # family -> (parameter names, default lo, default hi); hardtanh's bounds come from its arguments.
 _FAMILIES = {"relu": (("input", "inplace"), 0.0, math.inf),
@@ -87,6 +88,21 @@ def _rule(func: Any) -> tuple[str, str] | None:
         return _RULES.get(func)
     except TypeError:  # unhashable callable
         return None
+
+
+def clamp_call(func: Any, args: tuple, kwargs: dict) -> tuple[torch.Tensor, float, float] | None:
+    """The input and clamp bounds ``(x, lo, hi)`` of a call of the rectifier family (ReLU,
+    ReLU6, hardtanh: module, functional, method or aten call, as a ``TorchFunctionMode`` sees
+    it); None for any other call."""
+    found = _rule(func)
+    if found is None or found[1] not in _FAMILIES:
+        return None
+    names, lo, hi = _FAMILIES[found[1]]
+    bound = {**dict(zip(names, args)), **kwargs}
+    x = bound.get("input")
+    if not isinstance(x, torch.Tensor):
+        return None
+    return x, float(bound.get("min_val", lo)), float(bound.get("max_val", hi))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,11 @@ sigma 0.01 (the paper's text), a uniform distribution of the same standard devia
 Xavier (Kokhlikyan et al.), and ``quantus``: Quantus 0.6's own scheme (every layer's
 ``reset_parameters()`` right after ``torch.manual_seed(seed + 1)``, so that the first draws of all
 layers coincide up to scale, and batch norms lose their running statistics), for cross-checks.
-Batch-norm running statistics are otherwise kept by default, as in the original.
+Batch-norm running statistics (:data:`BATCHNORM`) are kept by default, as in the original code;
+``reset`` sets them to mean 0 and variance 1 in the randomized blocks (Quantus 0.6), so that a
+re-initialized batch norm is nearly the identity; ``reestimated`` recomputes them after every step
+on calibration inputs other than the explained ones, for every batch norm at or above the lowest
+randomized block (the layers whose inputs changed).
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from sanitylib.infra.device import module_device
 from sanitylib.models.mnist import trunc_normal
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["INITS", "ORDERS", "randomize", "reinitialize", "step_names"]
+__all__ = ["BATCHNORM", "INITS", "ORDERS", "randomize", "reestimate_batchnorm", "reinitialize",
+           "step_names"]
 
 ORDERS = ("cascading", "independent", "bottom_up")
+#: What happens to batch-norm running statistics at each step (see the module's docstring).
+BATCHNORM = ("kept", "reestimated", "reset")
 INITS = ("default", "truncated_normal", "uniform", "xavier", "quantus")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding)
@@ -141,9 +148,41 @@ def _copy(module: nn.Module) -> nn.Module:
         return torch.jit.load(buffer, map_location=next(module.parameters()).device)
 
 
+@torch.no_grad()
+def reestimate_batchnorm(module: nn.Module, paths: Sequence[str], calibration: torch.Tensor,
+                         max_rows: int = 32) -> None:
+    """Recompute the running statistics of every batch norm under ``paths`` of ``module`` (in
+    place) from ``calibration`` inputs: each layer's statistics are reset, then averaged over
+    forward passes of at most ``max_rows`` rows in training mode (momentum None: a cumulative
+    average, as "precise BN" does); every other layer stays in eval mode."""
+    norms = [sub for path in paths for sub in submodule(module, path).modules()
+             if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.track_running_stats]
+    if not norms:
+        return
+    if len(calibration) == 0:
+        raise ValueError("re-estimating batch-norm statistics needs calibration inputs")
+    saved = [(norm, norm.momentum, norm.training) for norm in norms]
+    device = module_device(module)
+    was_training = module.training
+    module.eval()
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+            norm.train()
+        for start in range(0, len(calibration), max_rows):
+            module(calibration[start:start + max_rows].to(device))
+    finally:
+        for norm, momentum, training in saved:
+            norm.momentum = momentum
+            norm.train(training)
+        module.train(was_training)
+
+
 def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = None,
               order: str = "cascading", init: str = "default", seed: int = 0,
-              std: float = 0.01, reset_batchnorm_stats: bool = False, original: bool = True,
+              std: float = 0.01, batchnorm: str = "kept",
+              calibration: torch.Tensor | None = None, original: bool = True,
               copies: bool = True) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``("original", model)`` then ``(block, randomized model)`` for each step.
 
@@ -158,7 +197,10 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         order: one of :data:`ORDERS`.
         init: one of :data:`INITS`; ``std`` is the truncated normal / uniform scale.
         seed: seeds every block's re-initialization (``quantus``: every layer's, as ``seed + 1``).
-        reset_batchnorm_stats: also reset batch-norm running statistics (kept by default).
+        batchnorm: one of :data:`BATCHNORM`: the running statistics ``kept`` (the original
+            code), ``reset`` in the randomized blocks (Quantus), or ``reestimated`` on
+            ``calibration`` inputs after each step.
+        calibration: model inputs other than the explained ones, for ``reestimated``.
         original: yield the ``("original", copy)`` step first.
         copies: yield a fresh copy at every step (the default). With False the randomized
             steps share one working model that the next step changes in place (one copy of the
@@ -169,10 +211,15 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
         raise ValueError(f"unknown order {order!r}; valid choices: {', '.join(ORDERS)}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; valid choices: {', '.join(INITS)}")
-    subject = model_under_test(model)
+    if batchnorm not in BATCHNORM:
+        raise ValueError(f"unknown batchnorm {batchnorm!r}; valid choices: {', '.join(BATCHNORM)}")
+    if (batchnorm == "reestimated") != (calibration is not None):
+        raise ValueError("calibration inputs are needed with batchnorm='reestimated', and only "
+                         "with it")
+    subject = full = model_under_test(model)
     if blocks is not None:
         subject = subject.select_blocks(blocks)
-    names = list(subject.blocks)
+    names, every = list(subject.blocks), list(full.blocks)
     steps = names[::-1] if order == "bottom_up" else names
     if original:
         yield "original", _copy(subject.module)
@@ -185,8 +232,13 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
             torch.manual_seed(seed * 100_003 + names.index(name))
             for path in subject.blocks[name]:
                 block = submodule(working, path).to("cpu")
-                reinitialize(block, init, std, reset_batchnorm_stats, subject.init_module, seed)
+                reinitialize(block, init, std, batchnorm == "reset", subject.init_module, seed)
                 block.to(device)
+        if batchnorm == "reestimated":
+            randomized = [name] if order == "independent" else steps[:i + 1]
+            lowest = max(every.index(n) for n in randomized)
+            reestimate_batchnorm(working, [p for n in every[:lowest + 1]
+                                           for p in full.blocks[n]], calibration)
         yield name, _copy(working) if copies else working
 
 

@@ -211,9 +211,10 @@ def _path_mean_gradient(model: nn.Module, x: torch.Tensor, targets: torch.Tensor
 
 def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str,
            settings: Mapping[str, object], rows: int) -> torch.Tensor:
-    """SmoothGrad (mean), VarGrad (variance) or IG-SmoothGrad (mean IG) over noisy copies, the
-    (image, copy[, step]) rows in passes of ``rows``. VarGrad is E[g^2] - E[g]^2 summed in
-    float64, so the difference loses nothing at float32 precision."""
+    """SmoothGrad (mean), or SmoothGrad and VarGrad (mean and variance, stacked on a new first
+    dimension, from the same passes) for ``vargrad``, or IG-SmoothGrad (mean IG) over noisy
+    copies, the (image, copy[, step]) rows in passes of ``rows``. VarGrad is E[g^2] - E[g]^2
+    summed in float64, so the difference loses nothing at float32 precision."""
     samples, steps = int(settings["samples"]), int(settings["steps"])
     noise = _Noise(x, samples, float(settings["noise_level"]), int(settings["seed"]))
     shape = (-1, *[1] * (x.ndim - 1))
@@ -226,7 +227,8 @@ def _noisy(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str
         if total_sq is None:
             return total / samples
         mean = total.double() / samples
-        return (total_sq / samples - mean ** 2).clamp_min(0).to(x.dtype)
+        return torch.stack([total / samples,
+                            (total_sq / samples - mean ** 2).clamp_min(0).to(x.dtype)])
     base = baseline_batch(settings["baseline"], x)
     alphas = torch.linspace(0.0, 1.0, steps, dtype=x.dtype).to(x.device)
     multiply = bool(settings["multiply_by_inputs"])
@@ -318,6 +320,9 @@ class _Shared:
                  needs_gradient: bool, rows: int) -> None:
         self.model, self.x, self.rows = model, x, rows
         self.done: dict[tuple[object, ...], torch.Tensor] = {}
+        #: (method, samples, noise level, seed) -> SmoothGrad maps (1, B, ...), or SmoothGrad
+        #: and VarGrad maps (2, B, ...) for ``vargrad``.
+        self.noisy: dict[tuple[object, ...], torch.Tensor] = {}
         targets = None if target is None else _resolve_target(model, x, target, rows)
         self._predictions: torch.Tensor | None = None
         if needs_gradient:
@@ -348,7 +353,11 @@ def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
     rows = max_rows_per_pass(x, {method: settings})
     if method in ("gradient", "gradient_x_input"):
         grads = shared.done[("gradient",)]
-        return grads * x if method == "gradient_x_input" else grads
+        if method == "gradient":
+            return grads
+        base = settings["baseline"]  # the input measured from the baseline (zero by default)
+        return grads * x if isinstance(base, float) and base == 0.0 else \
+            grads * (x - baseline_batch(base, x))
     if method in ATTRIBUTIONS:
         return ATTRIBUTIONS[method](model, x, targets, baseline=baseline_batch(settings["baseline"], x),
                                     samples=int(settings["samples"]), seed=int(settings["seed"]),
@@ -357,8 +366,19 @@ def _one(subject: ModelUnderTest | nn.Module, shared: _Shared, method: str,
         base = baseline_batch(settings["baseline"], x)
         mean = _path_mean_gradient(model, x, targets, base, int(settings["steps"]), rows)
         return mean * (x - base) if settings["multiply_by_inputs"] else mean
-    if method in ("smoothgrad", "vargrad", "ig_smoothgrad"):
+    if method == "ig_smoothgrad":
         return _noisy(model, x, targets, method, settings, rows)
+    if method in ("smoothgrad", "vargrad"):
+        # the same noisy passes serve both: VarGrad's give SmoothGrad's mean too
+        noise = tuple(settings[k] for k in ("samples", "noise_level", "seed"))
+        both = shared.noisy.get(("vargrad", *noise))
+        if both is None and method == "smoothgrad":
+            both = shared.noisy.get(("smoothgrad", *noise))
+        if both is None:
+            computed = _noisy(model, x, targets, method, settings, rows)
+            both = computed if method == "vargrad" else computed[None]
+            shared.noisy[(method, *noise)] = both
+        return both[0] if method == "smoothgrad" else both[1]
     maps = torch.ones_like(x)
     if method in ("guided_backprop", "guided_gradcam"):
         maps = shared.get(("guided_backprop",), rows)
@@ -396,7 +416,10 @@ def _explain_shared(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     needs_gradient = any(m in ("gradient", "gradient_x_input") for m in methods)
     with explaining(module):
         shared = _Shared(module, x, target, needs_gradient, rows)
-        maps = {m: _one(model, shared, m, settings[m]).to(inputs.device) for m in methods}
+        # VarGrad first: its passes give SmoothGrad's maps too (same noise)
+        made = {m: _one(model, shared, m, settings[m]).to(inputs.device).contiguous()
+                for m in sorted(methods, key=lambda m: m != "vargrad")}
+    maps = {m: made[m] for m in methods}
     return maps, shared
 
 
@@ -428,7 +451,8 @@ def explain(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, method: str
         method: one of :data:`ALL_METHODS`.
         target: None (each input's argmax logit under ``model``), one int, or one label per input.
         steps, baseline: Integrated Gradients' interpolation steps and baseline (a number, one
-            input's shape, or one baseline per input (B, ...)); also for IG-SmoothGrad.
+            input's shape, or one baseline per input (B, ...)); also for IG-SmoothGrad, and for
+            Gradient ⊙ Input, which multiplies the gradient by ``inputs - baseline``.
         multiply_by_inputs: global IG (times x - baseline) or local IG (Kokhlikyan et al.), also
             for IG-SmoothGrad.
         samples, noise_level, seed: SmoothGrad / VarGrad / IG-SmoothGrad noise; sigma is

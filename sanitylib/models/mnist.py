@@ -26,13 +26,14 @@ def trunc_normal(tensor: torch.Tensor, std: float) -> None:
     deviations until none is left (TensorFlow's own rule). About 4.6 % are redrawn per round, so
     this costs little more than a plain normal draw, where ``nn.init.trunc_normal_``'s inverse-CDF
     rule is 10 times slower (0.49 s against 0.05 s for the CNN's 3.2 M fc1 weights)."""
-    flat = tensor.view(-1)  # parameters are contiguous
+    flat = tensor.new_empty(tensor.numel())  # drawn in C order whatever the memory format
     flat.normal_(0.0, std)
     redraw = (flat.abs() > 2 * std).nonzero().squeeze(1)
     while redraw.numel():
         draws = torch.randn(redraw.numel(), dtype=flat.dtype, device=flat.device) * std
         flat[redraw] = draws
         redraw = redraw[draws.abs() > 2 * std]
+    tensor.copy_(flat.view(tensor.shape))
 
 
 class MnistCNN(nn.Module):
