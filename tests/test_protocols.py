@@ -83,9 +83,9 @@ def test_census_counts_clamped_outputs_and_logit_spread():
     x = torch.tensor([[-1.0, 0.5, 7.0, 9.0, -2.0, 3.0],
                       [-1.0, 0.5, 7.0, 9.0, -2.0, 5.0]])
     census = activation_shares(_Known(), x)
-    assert census.rectifier_values == 12
-    assert census.share_zero == pytest.approx(4 / 12)  # -1 twice, -2 twice
-    assert census.share_upper == pytest.approx(4 / 8)  # only ReLU6 has an upper clamp
+    assert census.rectifier_values == 6  # per input
+    assert census.share_zero == pytest.approx((2 / 6, 2 / 6))  # -1 and -2 in each row
+    assert census.share_upper == pytest.approx((2 / 4, 2 / 4))  # only ReLU6 has an upper clamp
     # logits differ across inputs only in the last column: std of (3, 5) over 6 classes
     assert census.logit_std == pytest.approx(math.sqrt(2) / 6)
 
@@ -97,7 +97,7 @@ def test_census_of_a_constant_network_is_collapsed_and_of_no_rectifier_is_nan():
         constant[0].bias.copy_(torch.tensor([1.0, -1.0]))
     census = activation_shares(constant, torch.randn(4, 3))
     assert census.logit_std == 0.0 and census.logit_std_relative == 0.0
-    assert math.isnan(census.share_zero) and census.rectifier_values == 0
+    assert math.isnan(census.share_zero[0]) and census.rectifier_values == 0
     with pytest.raises(ValueError, match="at least 2 inputs"):
         activation_shares(constant, torch.randn(1, 3))
 
@@ -105,6 +105,34 @@ def test_census_of_a_constant_network_is_collapsed_and_of_no_rectifier_is_nan():
 def test_census_run_covers_every_step_and_seed():
     table = census_run(_subject(_bn_net()), CALIBRATION, seeds=[0, 1], batchnorm="reestimated",
                        calibration=CALIBRATION, labels={"architecture": "tiny"})
-    assert len(table) == 2 * 4
-    assert list(table["block"][:4]) == ["original", "logits", "bn", "conv"]
+    assert len(table) == 2 * 4 * len(CALIBRATION)
+    assert list(table["block"][::len(CALIBRATION)][:4]) == ["original", "logits", "bn", "conv"]
     assert set(table["architecture"]) == {"tiny"} and set(table["batchnorm"]) == {"reestimated"}
+
+
+def test_with_relu_replaces_every_relu6_and_keeps_the_original():
+    from sanitylib.experiments.protocols import with_relu
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU6(), nn.Sequential(nn.Linear(2, 2), nn.ReLU6()))
+    changed = with_relu(net)
+    assert [type(m).__name__ for m in changed.modules()].count("ReLU") == 2
+    assert not any(isinstance(m, nn.ReLU6) for m in changed.modules())
+    assert isinstance(net[1], nn.ReLU6)  # a copy was changed
+    x = torch.full((1, 2), 10.0)
+    assert torch.equal(changed[0](x), net[0](x))
+    with pytest.raises(ValueError, match="no nn.ReLU6"):
+        with_relu(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_explanations_name_the_verdicts_a_protocol_changes():
+    import pandas as pd
+
+    from sanitylib.experiments.protocols import explanations
+
+    claims = pd.DataFrame({
+        "protocol": ["kept", "kept", "reset", "reset"], "model": "m", "dataset": "d",
+        "metric": "spearman_abs", "method": ["gradient", "guided_backprop"] * 2,
+        "verdict": ["agrees", "differs", "agrees", "agrees"]})
+    table = explanations(claims)
+    assert list(table["changed"]) == [False, True]
+    assert table.loc[table.changed, "explanation"].item() == "batch-norm statistics"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -35,27 +35,32 @@ from sanitylib.models.under_test import ModelUnderTest, model_under_test
 __all__ = ["CENSUS_COLUMNS", "Census", "activation_shares", "census_run"]
 
 #: The columns of a census table (:func:`census_run`), after the caller's labels.
-CENSUS_COLUMNS = ("order", "batchnorm", "seed", "step", "block", "share_zero", "share_upper",
-                  "logit_std", "logit_std_relative", "rectifier_values")
+CENSUS_COLUMNS = ("order", "batchnorm", "seed", "step", "block", "image", "share_zero",
+                  "share_upper", "logit_std", "logit_std_relative", "rectifier_values")
 
 
 @dataclass(frozen=True)
 class Census:
-    """One forward pass's rectifier outputs and logits (see the module's docstring)."""
+    """One forward pass's rectifier outputs and logits (see the module's docstring): the shares
+    per input (one value per row) and the spread of the logits across the inputs."""
 
-    share_zero: float
+    share_zero: tuple[float, ...]
     #: NaN when no rectifier has a finite upper clamp (plain ReLU).
-    share_upper: float
+    share_upper: tuple[float, ...]
     logit_std: float
     logit_std_relative: float
-    #: Rectifier outputs counted (0: the network has no rectifier; both shares are then NaN).
+    #: Rectifier outputs counted per input (0: no rectifier; both shares are then NaN).
     rectifier_values: int
 
 
 class _Counting(TorchFunctionMode):
-    def __init__(self) -> None:
+    """Counts, per input row, the rectifier outputs at their lower and upper clamps."""
+
+    def __init__(self, rows: int) -> None:
         super().__init__()
-        self.total = self.zero = self.upper = self.bounded = 0
+        self.rows = rows
+        self.zero, self.upper = torch.zeros(rows), torch.zeros(rows)
+        self.total = self.bounded = 0
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                          kwargs: dict | None = None) -> Any:
@@ -63,12 +68,17 @@ class _Counting(TorchFunctionMode):
         found = clamp_call(func, args, kwargs)
         out = func(*args, **kwargs)
         if found is not None and isinstance(out, torch.Tensor):
+            if out.ndim == 0 or out.shape[0] != self.rows:
+                raise ValueError(f"a rectifier output of shape {tuple(out.shape)} has no batch "
+                                 f"dimension of {self.rows} rows first; the census counts per "
+                                 "input")
             _, lo, hi = found
-            self.total += out.numel()
-            self.zero += int((out == lo).sum())
+            flat = out.detach().flatten(1) if out.ndim > 1 else out.detach()[:, None]
+            self.total += flat.shape[1]
+            self.zero += (flat == lo).sum(1).cpu().float()
             if math.isfinite(hi):
-                self.bounded += out.numel()
-                self.upper += int((out == hi).sum())
+                self.bounded += flat.shape[1]
+                self.upper += (flat == hi).sum(1).cpu().float()
         return out
 
 
@@ -80,7 +90,7 @@ def activation_shares(model: nn.Module, inputs: torch.Tensor) -> Census:
         raise ValueError(f"the spread of the logits needs at least 2 inputs, got {len(inputs)}")
     was_training = model.training
     model.eval()
-    counting = _Counting()
+    counting = _Counting(len(inputs))
     try:
         with counting:
             logits = model(inputs.to(module_device(model)))
@@ -91,10 +101,10 @@ def activation_shares(model: nn.Module, inputs: torch.Tensor) -> Census:
     logits = logits.double()
     across_inputs = float(logits.std(dim=0).mean())
     across_classes = float(logits.std(dim=1).mean())
-    total, bounded = counting.total, counting.bounded
+    total, bounded, rows = counting.total, counting.bounded, len(inputs)
     return Census(
-        share_zero=counting.zero / total if total else math.nan,
-        share_upper=counting.upper / bounded if bounded else math.nan,
+        share_zero=tuple((counting.zero / total).tolist()) if total else (math.nan,) * rows,
+        share_upper=tuple((counting.upper / bounded).tolist()) if bounded else (math.nan,) * rows,
         logit_std=across_inputs,
         logit_std_relative=across_inputs / across_classes if across_classes > 0 else math.nan,
         rectifier_values=total)
@@ -106,14 +116,20 @@ def census_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
                labels: dict[str, object] | None = None) -> pd.DataFrame:
     """The census of the trained model and of every randomization step (the same steps as
     :func:`sanitylib.methods.randomization.randomize` with these arguments), one row per
-    (seed, step): columns ``labels`` then :data:`CENSUS_COLUMNS`."""
+    (seed, step, input): columns ``labels`` then :data:`CENSUS_COLUMNS` (the logits' spread is
+    the batch's, repeated on its rows)."""
     subject = model_under_test(model)
     rows = []
     for seed in seeds:
         steps = randomize(subject, order=order, init=init, seed=seed, batchnorm=batchnorm,
                           calibration=calibration, copies=False)
         for index, (block, module) in enumerate(steps):
-            rows.append({**(labels or {}), "order": order, "batchnorm": batchnorm,
-                         "seed": seed, "step": index, "block": block,
-                         **asdict(activation_shares(module, inputs))})
+            census = activation_shares(module, inputs)
+            for image, (zero, upper) in enumerate(zip(census.share_zero, census.share_upper)):
+                rows.append({**(labels or {}), "order": order, "batchnorm": batchnorm,
+                             "seed": seed, "step": index, "block": block, "image": image,
+                             "share_zero": zero, "share_upper": upper,
+                             "logit_std": census.logit_std,
+                             "logit_std_relative": census.logit_std_relative,
+                             "rectifier_values": census.rectifier_values})
     return pd.DataFrame(rows, columns=[*(labels or {}), *CENSUS_COLUMNS])
