@@ -2,7 +2,8 @@
 straightforward per-image Captum loop, from the same run (issue 3); and, for the MNIST CNN, the
 pretrained EfficientNet-Lite0 and Inception v3, explanations, passes and rows per second against
 the network's raw batched forward + backward throughput on the same device, with each method's
-peak memory (issue 15).
+peak memory (issue 15); and each network's raw rows/s in the default memory format against
+``channels_last`` (the table ``sanitylib.infra.device.CHANNELS_LAST`` follows).
 
 Random weights are fine for timing. Usage:
     python benchmarks/explain_throughput.py [--images 32] [--steps 50] [--samples 50]
@@ -14,6 +15,7 @@ Random weights are fine for timing. Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import threading
 import time
@@ -36,9 +38,9 @@ from captum.attr import (
 
 from sanitylib import model_under_test
 from sanitylib.data.photographs import BUILT_IN_PHOTOGRAPHS, photograph_batch
-from sanitylib.infra.device import module_device, resolve_device
+from sanitylib.infra.device import CHANNELS_LAST, in_fastest_format, module_device, resolve_device
 from sanitylib.infra.passes import counting_passes
-from sanitylib.methods.saliency import METHODS, explain, predicted_class
+from sanitylib.methods.saliency import METHODS, explain, max_rows_per_pass, predicted_class
 from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3, with_module_relus
 from sanitylib.models.mnist import build
@@ -164,6 +166,34 @@ def bench_against_raw(name, model, inputs, steps, samples, repeats=3, budget_s=2
               f"{memory[0]:8.0f}", flush=True)
 
 
+def memory_formats(name, model, inputs, repeats=3, budget_s=20.0):
+    """Raw forward + backward rows/s in the default memory format and in ``channels_last``, in
+    passes of the rows ``explain`` uses on this device (the evidence behind
+    ``sanitylib.infra.device.CHANNELS_LAST``)."""
+    device = module_device(model)
+    inputs = inputs.to(device)
+    rows = max_rows_per_pass(inputs, {})
+    rates = {}
+    for layout in ("default", "channels_last"):
+        copy_ = copy.deepcopy(model)
+        if layout == "channels_last":
+            copy_.to(memory_format=torch.channels_last)
+        for p in copy_.parameters():
+            p.requires_grad_(False)
+
+        def raw(copy_=copy_):
+            for i in range(0, len(inputs), rows):
+                x = inputs[i:i + rows].clone().requires_grad_(True)
+                copy_(x)[:, 0].sum().backward()
+            synchronize(device)
+
+        rates[layout] = len(inputs) / best_time(raw, repeats, budget_s)
+    listed = (name, device.type) in CHANNELS_LAST
+    print(f"\n{name} on {device}, passes of {rows} rows: default {rates['default']:.1f} rows/s, "
+          f"channels_last {rates['channels_last']:.1f} rows/s "
+          f"({rates['channels_last'] / rates['default']:.2f}x); in CHANNELS_LAST: {listed}")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -208,15 +238,21 @@ def main() -> None:
     if not args.skip_captum_loop:
         bench("cnn", cnn, cnn_inputs.to(device), args.steps, args.samples, args.repeats)
     bench_against_raw("cnn", cnn, cnn_inputs, args.steps, args.samples, args.repeats)
+    memory_formats("cnn", cnn, cnn_inputs, args.repeats)
     if not args.skip_efficientnet:
         subject = model_under_test(load_efficientnet_lite0().to(device))
         images = photograph_batch(list(BUILT_IN_PHOTOGRAPHS)[:args.efficientnet_images])
+        memory_formats("efficientnet_lite0", subject.module, subject.preprocess(images),
+                       args.repeats)
+        in_fastest_format(subject.module, "efficientnet_lite0")
         bench_against_raw("efficientnet_lite0 (ImageNet weights)", subject.module,
                           subject.preprocess(images), args.efficientnet_steps,
                           args.efficientnet_samples, args.repeats)
     if not args.skip_inception:
         inception = untrained_inception_v3().to(device)
         x = torch.randn(args.inception_images, 3, 299, 299)
+        memory_formats("inception_v3", inception, x, args.repeats)
+        in_fastest_format(inception, "inception_v3")
         if not args.skip_captum_loop:
             bench("inception_v3", inception, x.to(device), args.inception_steps,
                   args.inception_samples, args.repeats)
