@@ -57,7 +57,9 @@ COLUMNS = ["claim", "source", "chapter", "test", "model", "dataset", "method", "
            "setting", "statistic", "n_images", "n_seeds", "estimate", "low", "high", "floor",
            "floor_high", "ceiling", "boundary", "expected", "verdict", "reason"]
 #: How the claims name the book's models.
-MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", **NETWORK_LABELS}
+MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", "cnn_bn": "CNN + batch norm",
+                "resnet_bn": "ResNet (ReLU)", "resnet_bn_relu6": "ResNet (ReLU6)",
+                "vit": "ViT (ReLU MLP)", **NETWORK_LABELS}
 #: How the claims name the book's datasets.
 DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sst2": "SST-2"}
 #: What a source can expect of a statistic: that it lies above or below the boundary.

@@ -30,15 +30,18 @@ from torch import nn
 
 from sanitylib.experiments.census import census_run
 from sanitylib.experiments.claims import setting, threshold_claims
-from sanitylib.experiments.imagenet import DATASET, ImageNetNetwork
 from sanitylib.experiments.intervals import interval_summary
-from sanitylib.experiments.parameter_randomization import cascading_claims, model_ceilings
+from sanitylib.experiments.parameter_randomization import (
+    cascading_claims,
+    methods_for,
+    model_ceilings,
+)
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.models.under_test import ModelUnderTest
 
 __all__ = ["PROTOCOLS", "SATURATION", "SCORE_COLUMNS", "Protocol", "census_summary",
-           "explanations", "protocol_ceilings", "protocol_claims", "protocol_runs",
-           "saturation_claims", "with_relu"]
+           "explanations", "has_batchnorm", "protocol_ceilings", "protocol_claims",
+           "protocol_runs", "saturation_claims", "with_relu"]
 
 
 @dataclass(frozen=True)
@@ -97,58 +100,71 @@ def with_relu(module: nn.Module) -> nn.Module:
     return changed
 
 
-def _subject(network: ImageNetNetwork, protocol: Protocol) -> ModelUnderTest:
+def _subject(model: ModelUnderTest, protocol: Protocol) -> ModelUnderTest:
     if protocol.activation == "relu":
-        return network.model.with_module(with_relu(network.model.module))
-    return network.model
+        return model.with_module(with_relu(model.module))
+    return model
 
 
-def _options(network: ImageNetNetwork, protocol: Protocol,
+def _options(model: ModelUnderTest, inputs: torch.Tensor, protocol: Protocol,
              options: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, object]]:
     chosen = {m: dict(o) for m, o in options.items()}
     if protocol.zero == "black":
-        black = network.model.preprocess(torch.zeros(1, *network.images.shape[1:]))[0]
+        black = torch.zeros(1, *inputs.shape[1:])
+        black = model.preprocess(black)[0] if model.preprocess is not None else black[0]
         for method in ("gradient_x_input", "integrated_gradients"):
             chosen.setdefault(method, {})["baseline"] = black
     return chosen
 
 
-def protocol_runs(network: ImageNetNetwork, protocols: Sequence[str], *,
-                  orders: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
-                  metrics: Sequence[str], options: Mapping[str, Mapping[str, object]],
-                  calibration: torch.Tensor, target: str = "recompute"
+def has_batchnorm(model: ModelUnderTest | nn.Module) -> bool:
+    """Whether the network has a batch norm with running statistics (where the batch-norm
+    protocols differ from the paper's)."""
+    module = model.module if isinstance(model, ModelUnderTest) else model
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+               for m in module.modules())
+
+
+def protocol_runs(model: ModelUnderTest, inputs: torch.Tensor, dataset: str,
+                  protocols: Sequence[str], *, orders: Sequence[str], seeds: Sequence[int],
+                  methods: Sequence[str], metrics: Sequence[str],
+                  options: Mapping[str, Mapping[str, object]],
+                  calibration: torch.Tensor | None, target: str = "recompute"
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every protocol's randomization test (each order and seed; a protocol's own ``methods``
-    among ``methods``) and census on ``network``: the tidy scores (:data:`SCORE_COLUMNS`) and
-    the census (architecture, protocol, then :data:`sanitylib.experiments.census.CENSUS_COLUMNS`).
-    ``calibration``: model inputs for re-estimated statistics."""
+    among ``methods``, those the model can run) and census on ``model``: the tidy scores
+    (:data:`SCORE_COLUMNS`, the model's name as ``architecture``) and the census (architecture,
+    dataset, protocol, then :data:`sanitylib.experiments.census.CENSUS_COLUMNS`).
+    ``calibration``: model inputs other than ``inputs``, for re-estimated statistics."""
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown protocol(s) {unknown}; valid choices: {', '.join(PROTOCOLS)}")
     scores, census = [], []
     for name in protocols:
         protocol = PROTOCOLS[name]
-        subject = _subject(network, protocol)
-        chosen = [m for m in methods if protocol.methods is None or m in protocol.methods]
+        subject = _subject(model, protocol)
+        chosen = [m for m in methods_for(subject, methods)
+                  if protocol.methods is None or m in protocol.methods]
         reestimate = calibration if protocol.batchnorm == "reestimated" else None
-        labels = {"architecture": network.name, "dataset": DATASET, "protocol": name}
+        labels = {"architecture": model.name, "dataset": dataset, "protocol": name}
         for order in orders:
             run = randomization_run(
-                subject, network.inputs, chosen, order=order, seeds=seeds, metrics=metrics,
-                target=target, options=_options(network, protocol, options),
+                subject, inputs, chosen, order=order, seeds=seeds, metrics=metrics,
+                target=target, options=_options(model, inputs, protocol, options),
                 batchnorm=protocol.batchnorm, calibration=reestimate, labels=labels,
                 verbose=False)
             scores.append(run.scores[SCORE_COLUMNS])
             if protocol.zero == "model":  # the census does not depend on the input's zero
-                census.append(census_run(subject, network.inputs, order=order, seeds=seeds,
+                census.append(census_run(subject, inputs, order=order, seeds=seeds,
                                          batchnorm=protocol.batchnorm, calibration=reestimate,
                                          labels=labels))
     return pd.concat(scores, ignore_index=True), pd.concat(census, ignore_index=True)
 
 
-def protocol_ceilings(network: ImageNetNetwork, protocols: Sequence[str], *,
-                      methods: Sequence[str], metrics: Sequence[str],
-                      options: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
+def protocol_ceilings(model: ModelUnderTest, inputs: torch.Tensor, dataset: str,
+                      protocols: Sequence[str], *, methods: Sequence[str],
+                      metrics: Sequence[str], options: Mapping[str, Mapping[str, object]]
+                      ) -> pd.DataFrame:
     """The perturbation ceiling of each protocol's network and maps (its activation and input
     zero; batch-norm statistics do not change the trained network), with a ``protocol`` column
     (:func:`sanitylib.experiments.parameter_randomization.model_ceilings`)."""
@@ -157,8 +173,8 @@ def protocol_ceilings(network: ImageNetNetwork, protocols: Sequence[str], *,
         protocol = PROTOCOLS[name]
         chosen = [m for m in methods if protocol.methods is None or m in protocol.methods]
         tables.append(model_ceilings(
-            {(network.name, DATASET): (_subject(network, protocol), network.inputs)}, chosen,
-            _options(network, protocol, options), metrics).assign(protocol=name))
+            {(model.name, dataset): (_subject(model, protocol), inputs)}, chosen,
+            _options(model, inputs, protocol, options), metrics).assign(protocol=name))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -197,16 +213,17 @@ def saturation_claims(census: pd.DataFrame, *, chapter: str, target: str = "reco
     the cascade's steps, per photograph (averaged over seeds), claimed below
     :data:`SATURATION`; a t interval over the photographs."""
     rows = census[(census.order == "cascading") & census.share_upper.notna()]
-    worst = (rows.groupby(["protocol", "seed", "image"], sort=False)["share_upper"].max()
-             .reset_index().rename(columns={"share_upper": "value"})
-             .assign(metric="share", model=rows["architecture"].iloc[0], dataset=DATASET))
+    worst = (rows.groupby(["protocol", "architecture", "dataset", "seed", "image"], sort=False)
+             ["share_upper"].max().reset_index()
+             .rename(columns={"share_upper": "value", "architecture": "model"})
+             .assign(metric="share"))
     summary = interval_summary(worst, ["protocol", "model", "dataset", "metric"])
     summary["low"] = summary["low"].clip(lower=0.0)  # a share is never negative
     claims = []
     for name, part in summary.groupby("protocol", sort=False):
         claims.append(threshold_claims(
             part, threshold=SATURATION, expected="below", chapter=chapter,
-            test="ReLU6 saturation", source="this book's earlier explanation (refuted here)",
+            test="ReLU6 saturation", source="an earlier version of this book's chapter 02",
             statement="{model}: at most {threshold} of ReLU6 outputs sit at 6 at any step of "
                       "the cascade",
             statistic="largest share of ReLU6 outputs at 6 over the steps",
@@ -217,13 +234,13 @@ def saturation_claims(census: pd.DataFrame, *, chapter: str, target: str = "reco
 
 def explanations(claims: pd.DataFrame) -> pd.DataFrame:
     """For every protocol but the paper's, the methods whose cascading verdict it changes from
-    the paper's protocol (``kept``): columns protocol, explanation, method, kept, verdict
+    the paper's protocol (``kept``): columns model, protocol, explanation, method, kept, verdict
     (under the protocol), changed (True when the two verdicts differ)."""
     keys = ["model", "dataset", "method", "metric"]
     kept = claims[claims.protocol == "kept"][[*keys, "verdict"]]
     rows = claims[claims.protocol != "kept"].merge(kept, on=keys, suffixes=("", "_kept"))
     return pd.DataFrame({
-        "protocol": rows["protocol"],
+        "model": rows["model"], "protocol": rows["protocol"],
         "explanation": rows["protocol"].map(lambda p: PROTOCOLS[p].explanation),
         "method": rows["method"], "kept": rows["verdict_kept"], "verdict": rows["verdict"],
         "changed": rows["verdict"] != rows["verdict_kept"]})

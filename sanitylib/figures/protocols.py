@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from sanitylib.figures.style import color_for, page_size
 
-__all__ = ["census_curves", "protocol_curves"]
+__all__ = ["architecture_curves", "census_curves", "protocol_curves"]
 
 _DASHES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 _MARKERS = ("o", "s", "^", "v", "D", "x")
@@ -28,6 +28,20 @@ def _line(ax, x, y, protocols: Sequence[str], name: str, label: str):
     i = list(protocols).index(name)
     return ax.plot(x, y, color=color_for(protocols, name), ls=_DASHES[i % len(_DASHES)],
                    marker=_MARKERS[i % len(_MARKERS)], ms=3, label=label)[0]
+
+
+def _legend_on_top(fig: Figure, axes: np.ndarray, columns: int) -> None:
+    """One legend above the panels for every line label of any panel (outside the data), then
+    a tight layout."""
+    handles, labels = [], []
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns),
+               bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout()
 
 
 def protocol_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequence[str],
@@ -60,15 +74,7 @@ def protocol_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequ
         ax.set_ylim(-1.0, 1.0)
     for row in axes:
         row[0].set_ylabel("Spearman (absolute)\nto the trained maps")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
-               bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout()
+    _legend_on_top(fig, axes, columns=3)
     return fig
 
 
@@ -90,8 +96,38 @@ def census_curves(summary: pd.DataFrame, protocols: Sequence[str], steps: Sequen
         _steps_axis(ax, steps)
         ax.set_title(title)
         ax.set_ylim(bottom=0)
-    handles, labels = axes[2].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, 1.0),
-               frameon=False)
-    fig.tight_layout()
+    _legend_on_top(fig, axes[None, :], columns=4)
+    return fig
+
+
+def architecture_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequence[str],
+                        architectures: Sequence[str], method_labels: Mapping[str, str],
+                        labels: Mapping[str, str], metric: str = "spearman_abs") -> Figure:
+    """Similarity to the trained maps against the share of blocks re-initialized (top down),
+    one panel per method, one line per architecture (networks of different depths on one
+    axis); the grey band is two unrelated random maps of the first architecture's size.
+    ``summary``: rows of architecture, method, metric, step, mean."""
+    rows_ = -(-len(methods) // 2)
+    fig, axes = plt.subplots(rows_, 2, squeeze=False, sharey=True,
+                             figsize=page_size(7.8, 2.8 * rows_ + 0.8))
+    first = baseline[(baseline.model == architectures[0]) & (baseline.metric == metric)]
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    for ax, method in zip(axes.flat, methods):
+        if len(first):
+            ax.axhspan(first["low"].iloc[0], first["high"].iloc[0], color="0.85", zorder=0)
+        for name in architectures:
+            rows = summary[(summary.architecture == name) & (summary.method == method)
+                           & (summary.metric == metric)].sort_values("step")
+            if rows.empty:
+                continue
+            _line(ax, rows["step"] / rows["step"].max(), rows["mean"], architectures, name,
+                  labels.get(name, name))
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.set_title(method_labels.get(method, method))
+        ax.set_ylim(-1.0, 1.0)
+        ax.set_xlabel("share of blocks re-initialized")
+    for row in axes:
+        row[0].set_ylabel("Spearman (absolute)\nto the trained maps")
+    _legend_on_top(fig, axes, columns=4)
     return fig

@@ -94,13 +94,18 @@ class MLP(nn.Module):
 
 
 def build(architecture: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised CNN or MLP (Inception v3: see :func:`load_inception_v3`)."""
+    """A freshly initialised CNN or MLP, or a network of the architecture study
+    (:mod:`sanitylib.models.zoo`; Inception v3: see :func:`load_inception_v3`)."""
     if architecture == "cnn":
         return MnistCNN(in_channels, num_classes)
     if architecture == "mlp":
         return MLP(in_channels * 28 * 28, num_classes)
+    from sanitylib.models.zoo import STUDY, build_study
+
+    if architecture in STUDY:
+        return build_study(architecture, in_channels, num_classes)
     raise ValueError(f"unknown architecture {architecture!r}; valid choices: "
-                     f"{', '.join(ARCHITECTURES)}")
+                     f"{', '.join(dict.fromkeys((*ARCHITECTURES, *STUDY)))}")
 
 
 KNOWN_ARCHITECTURES[architecture_key(MnistCNN)] = lambda model: {

@@ -21,6 +21,7 @@ from sanitylib.data.images import ImageDataset, load_dataset, subset
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import resolve_device
 from sanitylib.methods.saliency import predicted_class
+from sanitylib.models import zoo
 from sanitylib.models.mnist import MLP, MnistCNN, build
 
 LABELS = ("true", "permuted")
@@ -194,7 +195,7 @@ def train(config: TrainConfig, data: ImageDataset | None = None,
         print(f"model {config.architecture} / {config.dataset} / {config.labels} labels "
               f"({data.source_label})", flush=True)
     result = cached("models", key, lambda: _fit(config, data, device, verbose),
-                    code=(_fit, fit, training_loop, build, MnistCNN, MLP))
+                    code=(_fit, fit, training_loop, build, MnistCNN, MLP, zoo))
     model = build(config.architecture, in_channels=data.x_train.shape[1])
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()
