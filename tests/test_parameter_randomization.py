@@ -153,6 +153,13 @@ def test_score_tables_are_cached_and_keyed_by_the_maps(monkeypatch):
     assert len(calls) == 2, "other maps must not hit the first table's entry"
     assert not first["value"].equals(other["value"])
 
+    real_compare_to = experiments.compare_to
+
+    def counting_compare_to(*args, **kwargs):
+        calls.append(1)
+        return real_compare_to(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "compare_to", counting_compare_to)
     model = build("mlp")
     inputs = torch.rand(2, 1, 28, 28, generator=generator)
     calls.clear()
@@ -161,8 +168,8 @@ def test_score_tables_are_cached_and_keyed_by_the_maps(monkeypatch):
     rerun = randomization_run(model, inputs, ["gradient"], metrics=["spearman"], verbose=False)
     assert computed > 0 and len(calls) == computed
     pd.testing.assert_frame_equal(run.scores, rerun.scores)
-    assert list(run.scores.columns) == ["method", "order", "init", "target", "block", "step",
-                                        "metric", "seed", "image", "value"]
+    assert list(run.scores.columns) == ["method", "order", "init", "batchnorm", "target",
+                                        "block", "step", "metric", "seed", "image", "value"]
 
 
 def test_with_ceiling_places_each_verdict_between_floor_and_ceiling():

@@ -9,6 +9,7 @@ from skimage.metrics import structural_similarity
 from sanitylib.methods.similarity import (
     METRICS,
     compare,
+    compare_to,
     normalize_absolute,
     normalize_signed,
     random_baseline,
@@ -97,3 +98,13 @@ def test_shape_mismatch_and_unknown_metric_are_errors(maps):
         compare(maps, maps[:, :1], "spearman")
     with pytest.raises(ValueError, match="valid choices: spearman_abs"):
         compare(maps, maps, "kendall")
+
+
+@pytest.mark.parametrize("metric", ["spearman_abs", "spearman", "hog", "ssim", "cosine"])
+def test_compare_to_gives_compares_numbers(metric):
+    generator = np.random.default_rng(0)
+    reference = generator.standard_normal((3, 1, 28, 28))
+    others = [generator.standard_normal((3, 1, 28, 28)) for _ in range(3)]
+    others[1][0] = 0.0  # an undefined (constant) map stays NaN
+    for got, other in zip(compare_to(reference, others, metric), others):
+        np.testing.assert_array_equal(got, compare(reference, other, metric))

@@ -20,7 +20,7 @@ def test_every_network_builds_and_registers_its_blocks(architecture):
     subject = model_under_test(build(architecture).eval())
     assert subject.name == architecture
     assert subject.module(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert list(subject.blocks)[0] == "logits"
+    assert next(iter(subject.blocks)) == "logits"
     assert (subject.gradcam_layer is None) == (architecture in ("mlp", "vit"))
     # every parameter belongs to a block, so full cascading randomization changes them all
     covered = {name for paths in subject.blocks.values() for path in paths

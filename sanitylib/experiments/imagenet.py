@@ -17,6 +17,7 @@ never used in place of trained ones. Tables carry the network's name in their ``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,11 +28,11 @@ from torch import nn
 from sanitylib.data.photographs import photograph_batch
 from sanitylib.experiments.runner import RandomizationRun, baseline_table, randomization_run
 from sanitylib.infra.device import in_fastest_format, module_device, resolve_device
-from sanitylib.models.efficientnet import load_efficientnet_lite0
+from sanitylib.models.efficientnet import STAGES, load_efficientnet_lite0
 from sanitylib.models.inception import PretrainedWeightsUnavailable, load_inception_v3
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
-__all__ = ["DATASET", "IMAGENET_NETWORKS", "NETWORK_LABELS", "ImageNetNetwork", "load_networks",
+__all__ = ["DATASET", "GRANULARITIES", "IMAGENET_NETWORKS", "NETWORK_LABELS", "ImageNetNetwork", "load_networks",
            "randomization_baselines", "randomization_runs", "top_classes"]
 
 DATASET = "photographs"
@@ -41,6 +42,9 @@ _NETWORKS: dict[str, tuple[Callable[[], nn.Module], int, float]] = {
     "inception_v3": (load_inception_v3, 299, 299 / 342),
 }
 IMAGENET_NETWORKS = tuple(_NETWORKS)
+#: The randomization steps :func:`load_networks` can give a network.
+GRANULARITIES = ("blocks", "stages")
+_STAGES = {"efficientnet_lite0": STAGES}
 NETWORK_LABELS = {"efficientnet_lite0": "EfficientNet-Lite0", "inception_v3": "Inception v3"}
 
 
@@ -61,11 +65,19 @@ class ImageNetNetwork:
 
 
 def load_networks(names: Sequence[str], photograph_names: Sequence[str],
-                  device: str | torch.device | None = None
+                  device: str | torch.device | None = None, granularity: str = "blocks"
                   ) -> tuple[dict[str, ImageNetNetwork], dict[str, str]]:
     """The trained networks ``names`` that can be loaded, on ``device`` (default:
     :func:`sanitylib.infra.device.default_device`), with the photographs prepared for each (on
-    the CPU), and ``{name: why it was skipped}`` for the others."""
+    the CPU), and ``{name: why it was skipped}`` for the others.
+
+    ``granularity`` (:data:`GRANULARITIES`): the randomization steps, ``"blocks"`` (each
+    network's own blocks: Inception v3's 17, the paper's; EfficientNet-Lite0's 19) or
+    ``"stages"`` (EfficientNet-Lite0's 10 stages, :data:`sanitylib.models.efficientnet.STAGES`;
+    Inception v3 keeps the paper's blocks)."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}; valid choices: "
+                         f"{', '.join(GRANULARITIES)}")
     device = resolve_device(device)
     unknown = [n for n in names if n not in _NETWORKS]
     if unknown:
@@ -76,6 +88,8 @@ def load_networks(names: Sequence[str], photograph_names: Sequence[str],
         load, size, crop = _NETWORKS[name]
         try:
             model = model_under_test(in_fastest_format(load().to(device), name))
+            if granularity == "stages" and name in _STAGES:
+                model = dataclasses.replace(model, blocks=dict(_STAGES[name]))
         except PretrainedWeightsUnavailable as error:
             skipped[name] = str(error)
             continue

@@ -23,7 +23,7 @@ from sanitylib.infra.cache import cached
 from sanitylib.methods import randomization, saliency, similarity, stacked
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
-from sanitylib.methods.similarity import compare, random_pair
+from sanitylib.methods.similarity import compare, compare_to, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
@@ -126,12 +126,14 @@ def _step_scores(steps: Mapping[str, Mapping[str, torch.Tensor]], step_names: Se
                  columns: Mapping[str, object]) -> pd.DataFrame:
     """Similarity of every step's maps to the original maps (the cached score table of one
     seed): one row per (method, step, metric, image)."""
+    scored = {(method, metric): dict(zip(step_names, compare_to(
+        steps["original"][method], [steps[step][method] for step in step_names], metric,
+        **dict(metric_options.get(metric, {}))))) for method in methods for metric in metrics}
     rows = []
     for step in step_names:
         for method in methods:
             for metric in metrics:
-                values = compare(steps["original"][method], steps[step][method], metric,
-                                 **dict(metric_options.get(metric, {})))
+                values = scored[method, metric][step]
                 rows.append(pd.DataFrame({
                     **columns, "method": method, "block": step,
                     "step": step_names.index(step), "metric": metric,

@@ -14,7 +14,7 @@ NaN) scores NaN and is counted by :func:`summarize`, never averaged in.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,9 +22,9 @@ from scipy import stats
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-__all__ = ["DISTANCES", "METRICS", "METRIC_RANGES", "SSIM_VARIANTS", "compare", "cosine",
-           "hog_similarity", "l2_distance", "normalize_absolute", "normalize_signed", "pearson", "random_baseline", "random_pair",
-           "spearman", "ssim", "summarize"]
+__all__ = ["DISTANCES", "METRICS", "METRIC_RANGES", "SSIM_VARIANTS", "compare", "compare_to",
+           "cosine", "hog_similarity", "l2_distance", "normalize_absolute", "normalize_signed",
+           "pearson", "random_baseline", "random_pair", "spearman", "ssim", "summarize"]
 
 ArrayLike = np.ndarray | torch.Tensor
 METRICS = ("spearman_abs", "spearman", "ssim", "hog", "cosine", "pearson", "l2_distance")
@@ -113,21 +113,34 @@ def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman rank correlation of each row pair (SciPy's ranks, ties averaged)."""
-    bad = np.isnan(a).any(1) | np.isnan(b).any(1)
-    ranks_a = stats.rankdata(np.nan_to_num(a), axis=1)
-    ranks_b = stats.rankdata(np.nan_to_num(b), axis=1)
-    rho = _rowwise_pearson(ranks_a, ranks_b)
-    rho[bad] = np.nan
+    return _paired_ranks(_ranks(a), _ranks(b))
+
+
+def _ranks(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SciPy's ranks of each row (ties averaged) and which rows hold a NaN."""
+    return stats.rankdata(np.nan_to_num(rows), axis=1), np.isnan(rows).any(1)
+
+
+def _paired_ranks(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+                  ) -> np.ndarray:
+    rho = _rowwise_pearson(a[0], b[0])
+    rho[a[1] | b[1]] = np.nan
     return rho
+
+
+def _spearman_features(maps: np.ndarray, absolute: bool = True, percentile: float | None = 99.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    norm = normalize_absolute if absolute else normalize_signed
+    normalized = norm(maps, percentile)
+    return _ranks(normalized.reshape(len(normalized), -1))
 
 
 def spearman(a: ArrayLike, b: ArrayLike, absolute: bool = True, percentile: float | None = 99.0
              ) -> np.ndarray:
     """Spearman rank correlation of the normalized maps (absolute or signed), one per image."""
     a, b = _image_batch(a, b)
-    norm = normalize_absolute if absolute else normalize_signed
-    na, nb = norm(a, percentile), norm(b, percentile)
-    return _rowwise_spearman(na.reshape(len(na), -1), nb.reshape(len(nb), -1))
+    return _paired_ranks(_spearman_features(a, absolute, percentile),
+                         _spearman_features(b, absolute, percentile))
 
 
 def ssim(a: ArrayLike, b: ArrayLike, variant: str = "text", data_range: float | None = None,
@@ -169,21 +182,28 @@ def hog_similarity(a: ArrayLike, b: ArrayLike, method: str = "pearson",
     (16, 16) for images of 48 px or more and (4, 4) for MNIST-sized maps. ``method``: "pearson"
     (the paper's text) or "spearman" (the code).
     """
+    a, b = _image_batch(a, b)
+    return _paired_hog(_hog_features(a, method, pixels_per_cell),
+                       _hog_features(b, method, pixels_per_cell), method)
+
+
+def _hog_features(maps: np.ndarray, method: str = "pearson",
+                  pixels_per_cell: tuple[int, int] | None = None) -> np.ndarray:
+    """HOG features of each absolute normalized map (a NaN row for an undefined map)."""
     if method not in ("pearson", "spearman"):
         raise ValueError(f"unknown method {method!r}; valid choices: pearson, spearman")
-    a, b = _image_batch(a, b)
-    na, nb = normalize_absolute(a), normalize_absolute(b)
+    normalized = normalize_absolute(maps)
     if pixels_per_cell is None:
-        pixels_per_cell = (16, 16) if min(na.shape[1:]) >= 48 else (4, 4)
+        pixels_per_cell = (16, 16) if min(normalized.shape[1:]) >= 48 else (4, 4)
+    # scikit-image's hog takes one image at a time.
+    return np.stack([hog(np.nan_to_num(m), orientations=9, pixels_per_cell=pixels_per_cell,
+                         cells_per_block=(3, 3)) if not np.isnan(m).any()
+                     else np.full(_hog_length(m.shape, pixels_per_cell), np.nan)
+                     for m in normalized])
 
-    def features(maps: np.ndarray) -> np.ndarray:
-        # scikit-image's hog takes one image at a time.
-        return np.stack([hog(np.nan_to_num(m), orientations=9, pixels_per_cell=pixels_per_cell,
-                             cells_per_block=(3, 3)) if not np.isnan(m).any()
-                         else np.full(_hog_length(m.shape, pixels_per_cell), np.nan)
-                         for m in maps])
 
-    fa, fb = features(na), features(nb)
+def _paired_hog(fa: np.ndarray, fb: np.ndarray, method: str = "pearson",
+                pixels_per_cell: tuple[int, int] | None = None) -> np.ndarray:
     return _rowwise_pearson(fa, fb) if method == "pearson" else _rowwise_spearman(fa, fb)
 
 
@@ -224,6 +244,35 @@ def compare(a: ArrayLike, b: ArrayLike, metric: str, **options: object) -> np.nd
     if metric not in _METRIC_FUNCTIONS:
         raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
     return _METRIC_FUNCTIONS[metric](a, b, **options)
+
+
+#: Metric -> (features of a batch of maps, score of two batches of features), for the metrics
+#: whose per-map work (ranks, HOG) is worth doing once per map when one reference is compared
+#: with many batches (:func:`compare_to`).
+_FEATURES: dict[str, tuple[Callable[..., object], Callable[..., np.ndarray]]] = {
+    "spearman_abs": (lambda m, **kw: _spearman_features(m, True, **kw),
+                     lambda a, b, **kw: _paired_ranks(a, b)),
+    "spearman": (lambda m, **kw: _spearman_features(m, False, **kw),
+                 lambda a, b, **kw: _paired_ranks(a, b)),
+    "hog": (_hog_features, _paired_hog),
+}
+
+
+def compare_to(reference: ArrayLike, others: Sequence[ArrayLike], metric: str,
+               **options: object) -> list[np.ndarray]:
+    """``[compare(reference, other, metric) for other in others]``, with the reference's ranks or
+    HOG features computed once (the same numbers, about half the work for those metrics)."""
+    if metric not in _FEATURES:
+        return [compare(reference, other, metric, **options) for other in others]
+    features, paired = _FEATURES[metric]
+    ref = None
+    scores = []
+    for other in others:
+        a, b = _image_batch(reference, other)
+        if ref is None:
+            ref = features(a, **options)
+        scores.append(paired(ref, features(b, **options), **options))
+    return scores
 
 
 def random_pair(shape: tuple[int, ...], n: int = 100, seed: int = 0

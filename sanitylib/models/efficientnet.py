@@ -31,7 +31,7 @@ from torch import nn
 from sanitylib.models.inception import PretrainedWeightsUnavailable
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES
 
-__all__ = ["BLOCKS", "GRADCAM_LAYER", "INPUT_SIZE",
+__all__ = ["BLOCKS", "GRADCAM_LAYER", "INPUT_SIZE", "STAGES",
            "PretrainedWeightsUnavailable", "display", "imagenet_classes", "init_efficientnet_module",
            "load_efficientnet_lite0", "preprocess", "timm_state_dict",
            "untrained_efficientnet_lite0"]
@@ -46,6 +46,16 @@ BLOCKS: dict[str, tuple[str, ...]] = {
     "logits": ("classifier",),
     "head": ("conv_head", "bn2"),
     **{f"block{i}": (_BLOCK_PATHS[i],) for i in reversed(range(len(_BLOCK_PATHS)))},
+    "stem": ("conv_stem", "bn1"),
+}
+
+#: The same network in 10 coarser steps: logits, head, the 7 stages of MBConv blocks from the
+#: top (stage6 is block15 alone, stage0 block0), stem. Half the cost of a cascade through
+#: :data:`BLOCKS`; the fully randomized network is the same.
+STAGES: dict[str, tuple[str, ...]] = {
+    "logits": ("classifier",),
+    "head": ("conv_head", "bn2"),
+    **{f"stage{s}": (f"blocks.{s}",) for s in reversed(range(len(_REPEATS)))},
     "stem": ("conv_stem", "bn1"),
 }
 
