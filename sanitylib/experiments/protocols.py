@@ -37,11 +37,12 @@ from sanitylib.experiments.parameter_randomization import (
     model_ceilings,
 )
 from sanitylib.experiments.runner import randomization_run
+from sanitylib.methods.saliency import predicted_class
 from sanitylib.models.under_test import ModelUnderTest
 
 __all__ = ["PROTOCOLS", "SATURATION", "SCORE_COLUMNS", "Protocol", "census_summary",
            "explanations", "has_batchnorm", "protocol_ceilings", "protocol_claims",
-           "protocol_runs", "saturation_claims", "with_relu"]
+           "protocol_runs", "same_top_class", "saturation_claims", "with_relu"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
     Protocol("reestimated", "statistics re-estimated", "batch-norm statistics",
              batchnorm="reestimated"),
     Protocol("reset", "statistics reset (Quantus)", "batch-norm statistics", batchnorm="reset"),
-    Protocol("relu", "ReLU for ReLU6", "ReLU6's guided rule", activation="relu"),
+    Protocol("relu", "ReLU for ReLU6", "ReLU6's clamp at 6", activation="relu"),
     Protocol("black_zero", "inputs from black", "the input's zero", zero="black",
              methods=("gradient_x_input", "integrated_gradients")),
 )}
@@ -98,6 +99,13 @@ def with_relu(module: nn.Module) -> nn.Module:
     if not replaced:
         raise ValueError(f"{type(module).__name__} has no nn.ReLU6 module to replace")
     return changed
+
+
+def same_top_class(model: ModelUnderTest, inputs: torch.Tensor) -> int:
+    """How many ``inputs`` keep their top class when every ReLU6 of the trained network becomes
+    a ReLU (:func:`with_relu`): how much the ``relu`` protocol changes the network itself."""
+    relu = model.with_module(with_relu(model.module))
+    return int((predicted_class(model, inputs) == predicted_class(relu, inputs)).sum())
 
 
 def _subject(model: ModelUnderTest, protocol: Protocol) -> ModelUnderTest:
