@@ -136,3 +136,18 @@ def test_explanations_name_the_verdicts_a_protocol_changes():
     table = explanations(claims)
     assert list(table["changed"]) == [False, True]
     assert table.loc[table.changed, "explanation"].item() == "batch-norm statistics"
+
+
+def test_explanation_summary_names_changes_and_what_no_factor_explains():
+    import pandas as pd
+
+    from sanitylib.experiments.protocols import explanation_summary
+
+    claims = pd.DataFrame({
+        "protocol": ["kept", "kept", "kept", "reset", "reset", "reset"], "model": "m",
+        "dataset": "d", "metric": "spearman_abs",
+        "method": ["gradient", "guided_backprop", "gradcam"] * 2,
+        "verdict": ["agrees", "differs", "differs", "agrees", "agrees", "differs"]})
+    text = explanation_summary(claims, {"guided_backprop": "Guided BackProp", "gradcam": "GradCAM"})
+    assert "changes Guided BackProp (differs → agrees under statistics reset (Quantus))" in text
+    assert text.endswith("**Not explained** by any factor tested here: GradCAM.")

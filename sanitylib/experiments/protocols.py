@@ -37,11 +37,12 @@ from sanitylib.experiments.parameter_randomization import (
     model_ceilings,
 )
 from sanitylib.experiments.runner import randomization_run
+from sanitylib.methods.randomization import batchnorm_layers
 from sanitylib.methods.saliency import predicted_class
 from sanitylib.models.under_test import ModelUnderTest
 
 __all__ = ["PROTOCOLS", "SATURATION", "SCORE_COLUMNS", "Protocol", "census_summary",
-           "explanations", "has_batchnorm", "protocol_ceilings", "protocol_claims",
+           "explanation_summary", "explanations", "has_batchnorm", "protocol_ceilings", "protocol_claims",
            "protocol_runs", "same_top_class", "saturation_claims", "with_relu"]
 
 
@@ -104,7 +105,7 @@ def with_relu(module: nn.Module) -> nn.Module:
 def same_top_class(model: ModelUnderTest, inputs: torch.Tensor) -> int:
     """How many ``inputs`` keep their top class when every ReLU6 of the trained network becomes
     a ReLU (:func:`with_relu`): how much the ``relu`` protocol changes the network itself."""
-    relu = model.with_module(with_relu(model.module))
+    relu = _subject(model, PROTOCOLS["relu"])
     return int((predicted_class(model, inputs) == predicted_class(relu, inputs)).sum())
 
 
@@ -120,7 +121,7 @@ def _options(model: ModelUnderTest, inputs: torch.Tensor, protocol: Protocol,
     if protocol.zero == "black":
         black = torch.zeros(1, *inputs.shape[1:])
         black = model.preprocess(black)[0] if model.preprocess is not None else black[0]
-        for method in ("gradient_x_input", "integrated_gradients"):
+        for method in protocol.methods or ():
             chosen.setdefault(method, {})["baseline"] = black
     return chosen
 
@@ -128,9 +129,7 @@ def _options(model: ModelUnderTest, inputs: torch.Tensor, protocol: Protocol,
 def has_batchnorm(model: ModelUnderTest | nn.Module) -> bool:
     """Whether the network has a batch norm with running statistics (where the batch-norm
     protocols differ from the paper's)."""
-    module = model.module if isinstance(model, ModelUnderTest) else model
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-               for m in module.modules())
+    return bool(batchnorm_layers(model.module if isinstance(model, ModelUnderTest) else model))
 
 
 def protocol_runs(model: ModelUnderTest, inputs: torch.Tensor, dataset: str,
@@ -252,3 +251,25 @@ def explanations(claims: pd.DataFrame) -> pd.DataFrame:
         "explanation": rows["protocol"].map(lambda p: PROTOCOLS[p].explanation),
         "method": rows["method"], "kept": rows["verdict_kept"], "verdict": rows["verdict"],
         "changed": rows["verdict"] != rows["verdict_kept"]})
+
+
+def explanation_summary(claims: pd.DataFrame, method_labels: Mapping[str, str]) -> str:
+    """"Which explanation survives", in words from :func:`explanations`: per factor, the methods
+    whose verdict it changes (or how many it changes none of), then the methods whose claim
+    differs from the paper under its protocol that no factor changes ("not explained")."""
+    changes = explanations(claims)
+    lines = []
+    for explanation, group in changes.groupby("explanation", sort=False):
+        moved = group[group.changed]
+        tested = group.method.nunique()
+        names = ", ".join(f"{method_labels.get(r.method, r.method)} ({r.kept} → {r.verdict} "
+                          f"under {PROTOCOLS[r.protocol].label})" for r in moved.itertuples())
+        lines.append(f"* **{explanation}**: " + (
+            f"changes {names}." if len(moved) else
+            f"changes no verdict of the {tested} method{'s' * (tested != 1)} tested."))
+    kept = claims[claims.protocol == "kept"]
+    unexplained = kept[(kept.verdict == "differs")
+                       & ~kept.method.isin(changes[changes.changed].method)]
+    lines.append("* **Not explained** by any factor tested here: " + (", ".join(
+        method_labels.get(m, m) for m in unexplained.method) if len(unexplained) else "none") + ".")
+    return "\n".join(lines)

@@ -35,8 +35,8 @@ from sanitylib.infra.device import module_device
 from sanitylib.models.mnist import trunc_normal
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["BATCHNORM", "INITS", "ORDERS", "randomize", "reestimate_batchnorm", "reinitialize",
-           "step_names"]
+__all__ = ["BATCHNORM", "INITS", "ORDERS", "batchnorm_layers", "randomize",
+           "reestimate_batchnorm", "reinitialize", "step_names"]
 
 ORDERS = ("cascading", "independent", "bottom_up")
 #: What happens to batch-norm running statistics at each step (see the module's docstring).
@@ -148,6 +148,12 @@ def _copy(module: nn.Module) -> nn.Module:
         return torch.jit.load(buffer, map_location=next(module.parameters()).device)
 
 
+def batchnorm_layers(module: nn.Module) -> list[nn.Module]:
+    """The batch norms under ``module`` that keep running statistics."""
+    return [sub for sub in module.modules()
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.track_running_stats]
+
+
 @torch.no_grad()
 def reestimate_batchnorm(module: nn.Module, paths: Sequence[str], calibration: torch.Tensor,
                          max_rows: int = 32) -> None:
@@ -155,8 +161,7 @@ def reestimate_batchnorm(module: nn.Module, paths: Sequence[str], calibration: t
     place) from ``calibration`` inputs: each layer's statistics are reset, then averaged over
     forward passes of at most ``max_rows`` rows in training mode (momentum None: a cumulative
     average, as "precise BN" does); every other layer stays in eval mode."""
-    norms = [sub for path in paths for sub in submodule(module, path).modules()
-             if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.track_running_stats]
+    norms = [norm for path in paths for norm in batchnorm_layers(submodule(module, path))]
     if not norms:
         return
     if len(calibration) == 0:
