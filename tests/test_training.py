@@ -30,17 +30,17 @@ def test_cache_reuses_then_rebuilds_stale_or_corrupt_entries():
         return {"value": torch.arange(3)}
 
     config = {"a": 1}
-    assert torch.equal(cached("t", config, build, code=(build,))["value"], torch.arange(3))
-    cached("t", config, build, code=(build,))
+    assert torch.equal(cached("t", config, build)["value"], torch.arange(3))
+    cached("t", config, build)
     assert len(calls) == 1
     payload = cache_dir() / "t" / f"{cache_key(config, (build,))[0]}.pt"
     payload.write_bytes(payload.read_bytes()[:-5] + b"xxxxx")
     with pytest.warns(UserWarning, match="corrupt"):
-        cached("t", config, build, code=(build,))
+        cached("t", config, build)
     manifest = payload.with_suffix(".json")
     manifest.write_text(manifest.read_text().replace('"a": 1', '"a": 2'))
     with pytest.warns(UserWarning, match="stale"):
-        cached("t", config, build, code=(build,))
+        cached("t", config, build)
     assert len(calls) == 3
 
 
@@ -56,11 +56,11 @@ def test_changed_code_rebuilds_the_entry():
         calls.append(2)
         return version_one()
 
-    first = cached("t", {"a": 1}, version_one, code=(version_one,))
-    again = cached("t", {"a": 1}, version_one, code=(version_one,))
+    first = cached("t", {"a": 1}, version_one)
+    again = cached("t", {"a": 1}, version_one)
     assert calls == [1] and again["table"].equals(first["table"])
     assert np.array_equal(again["array"], np.arange(3))
-    cached("t", {"a": 1}, version_two, code=(version_two,))  # other source: another entry
+    cached("t", {"a": 1}, version_two)  # other source: another entry
     assert calls == [1, 2, 1]
 
 

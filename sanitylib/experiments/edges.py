@@ -31,7 +31,6 @@ from sanitylib.experiments.claims import (
 )
 from sanitylib.experiments.runner import band, explain_cached, summarize_scores
 from sanitylib.infra.cache import cached
-from sanitylib.methods import similarity
 from sanitylib.methods.edges import magnitude
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.similarity import compare
@@ -102,7 +101,7 @@ def edge_scores(maps: Mapping[str, ArrayLike], edges: Mapping[str, np.ndarray],
 
     return cached("scores", {"kind": "edges", "maps": maps, "edges": edges,
                              "metrics": list(metrics), "metric_options": metric_options,
-                             "labels": labels or {}}, build, code=(similarity, edge_scores))
+                             "labels": labels or {}}, build)
 
 
 def training_effect(scores: pd.DataFrame, by: Sequence[str], column: str = "variant",

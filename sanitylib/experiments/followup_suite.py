@@ -20,7 +20,6 @@ per test and seed, keyed by the model's identity, the inputs, every setting and 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,7 +27,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.experiments import followups
 from sanitylib.experiments.followups import (
     TESTS,
     Options,
@@ -40,7 +38,7 @@ from sanitylib.experiments.followups import (
     random_logit,
     smprt,
 )
-from sanitylib.experiments.runner import EXPLAIN_CODE, SCORE_CODE, randomization_run
+from sanitylib.experiments.runner import randomization_run
 from sanitylib.infra.cache import cached
 from sanitylib.methods.edges import sobel
 from sanitylib.methods.randomization import randomize
@@ -159,8 +157,7 @@ def run_followups(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                    "settings": chosen, "options": seeded, "init": init}
             table = cached("scores", key, lambda test=test, chosen=chosen, used=used, seeded=seeded,
                            seed=seed: _one_test(test, subject, inputs, methods, used, seed, init,
-                                                chosen, seeded),
-                           code=(*EXPLAIN_CODE, *SCORE_CODE, followups, sys.modules[__name__]))
+                                                chosen, seeded))
             tables.append(table.assign(test=test, seed=seed, **labels))
     table = pd.concat(tables, ignore_index=True)
     for column in ("block", "step", "metric"):

@@ -31,7 +31,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from sanitylib.experiments.runner import EXPLAIN_CODE, explain_cached, pair_scores
+from sanitylib.experiments.runner import explain_cached, pair_scores
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
 from sanitylib.methods.attribution import FOLLOWUP_METHODS, unsupported_layers
@@ -132,8 +132,7 @@ def smprt(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, methods: Sequ
            "seed": seed, "target": labels, "options": {m: dict(o) for m, o in
                                                        (options or {}).items()}}
     maps = cached("explanations", key, lambda: _smoothed_maps(
-        subject, inputs, methods, samples, noise_level, order, init, seed, labels, options or {}),
-        code=(*EXPLAIN_CODE, smooth_inputs, _smoothed_maps))
+        subject, inputs, methods, samples, noise_level, order, init, seed, labels, options or {}))
     return mprt_scores(maps, metrics, metric_options)
 
 

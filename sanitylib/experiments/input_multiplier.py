@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from sanitylib.data.images import ImageDataset, subset
-from sanitylib.experiments.runner import EXPLAIN_CODE, RandomizationRun, randomization_run
+from sanitylib.experiments.runner import RandomizationRun, randomization_run
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
-from sanitylib.methods import quality
 from sanitylib.methods.quality import (
     INFIDELITY_STD,
     SENSITIVITY_RADIUS,
@@ -40,9 +39,8 @@ from sanitylib.methods.quality import (
 )
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explain, predicted_class
-from sanitylib.models import smooth as smooth_models
 from sanitylib.models.smooth import smooth
-from sanitylib.models.training import TrainedModel, accuracy, fit, training_loop
+from sanitylib.models.training import TrainedModel, accuracy, fit
 
 #: Variant name -> (method of :mod:`sanitylib.methods.saliency`, whether it carries the input multiplier).
 VARIANTS: dict[str, tuple[str, bool]] = {
@@ -183,8 +181,7 @@ def quality_table(model: nn.Module, inputs: torch.Tensor, variants: Sequence[str
                "n_infidelity": n_infidelity, "std": INFIDELITY_STD, "radius": SENSITIVITY_RADIUS,
                "sensitivity_samples": SENSITIVITY_SAMPLES}
         tables.append(cached("quality", key, lambda seed=seed: _quality_rows(
-            model, inputs, variants, ig_steps, samples, init, seed, steps, n_infidelity),
-            code=(*EXPLAIN_CODE, quality, _quality_rows, variant_options)))
+            model, inputs, variants, ig_steps, samples, init, seed, steps, n_infidelity)))
     table = pd.concat(tables, ignore_index=True)
     for column, value in (labels or {}).items():
         table.insert(0, column, value)
@@ -232,8 +229,7 @@ def smoothed_cnn(base: TrainedModel, data: ImageDataset, config: SmoothConfig = 
     model = smooth(base.model, config.beta, config.temperature)
     key = {"base": asdict(base.config), "source": base.source, "smooth": asdict(config),
            "device": module_device(model).type}
-    result = cached("smoothed_models", key, lambda: _fine_tune(model, data, config),
-                    code=(smooth_models, _fine_tune, fit, training_loop))
+    result = cached("smoothed_models", key, lambda: _fine_tune(model, data, config))
     model.load_state_dict(result["state_dict"])
     model.eval()
     return model, {k: float(result[k]) for k in ("train_accuracy", "test_accuracy", "seconds")}

@@ -8,7 +8,6 @@ model's weights, the inputs and every setting, so re-running a chapter is fast.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,20 +17,12 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.intervals import interval_summary
-from sanitylib.infra import device
 from sanitylib.infra.cache import cached
-from sanitylib.methods import randomization, saliency, similarity, stacked
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, compare_to, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
-
-#: The code every explanation map depends on (part of the maps' cache keys).
-EXPLAIN_CODE = (saliency, randomization, sys.modules["sanitylib.methods.guided"],
-                sys.modules["sanitylib.methods.attribution"], sys.modules["sanitylib.methods.frozen"],
-                device)
-SCORE_CODE = (similarity,)
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
@@ -47,8 +38,7 @@ def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     key = {"model": model, "inputs": inputs, "methods": list(methods), "options": options,
            "target": target}
     return cached("explanations", key,
-                  lambda: explain_methods(model, inputs, methods, target, options),
-                  code=EXPLAIN_CODE)
+                  lambda: explain_methods(model, inputs, methods, target, options))
 
 
 def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
@@ -63,7 +53,7 @@ def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence
 
     key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
            "options": {m: dict(o) for m, o in options.items()}, "target": target}
-    return cached("explanations", key, build, code=(*EXPLAIN_CODE, original_maps))
+    return cached("explanations", key, build)
 
 
 @dataclass
@@ -214,8 +204,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
         result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options, original,
-            stack, step_done, batchnorm, calibration),
-            code=(*EXPLAIN_CODE, stacked, _step_maps, original_maps))
+            stack, step_done, batchnorm, calibration))
         steps = {"original": original["maps"], **result["steps"]}
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
@@ -227,8 +216,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                 "maps": steps, "steps": names, "metrics": list(metrics),
                 "metric_options": metric_options or {}, "columns": columns},
                 lambda steps=steps, columns=columns: _step_scores(
-                    steps, names, methods, metrics, metric_options or {}, columns),
-                code=(*SCORE_CODE, _step_scores)))
+                    steps, names, methods, metrics, metric_options or {}, columns)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = {"original": original["predictions"], **result["predictions"]}
@@ -254,7 +242,7 @@ def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.T
 
     return cached("scores", {"kind": "pairs", "a": maps_a, "b": maps_b, "metrics": list(metrics),
                              "metric_options": metric_options or {}, "labels": labels or {}},
-                  build, code=(*SCORE_CODE, pair_scores))
+                  build)
 
 
 def band(metric: str, values: np.ndarray) -> dict[str, object]:
@@ -283,8 +271,7 @@ def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100,
                              "shape": list(shape), "n": n, "seed": seed,
                              "metric_options": options},
                   lambda: random_band(metrics, random_pair(shape, n, seed),
-                                      lambda a, b, m: compare(a, b, m, **dict(options.get(m, {})))),
-                  code=(*SCORE_CODE, band, random_band, baseline_table))
+                                      lambda a, b, m: compare(a, b, m, **dict(options.get(m, {})))))
 
 
 def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95

@@ -38,8 +38,6 @@ from sanitylib.experiments.claims import (
 )
 from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
-from sanitylib.methods import randomization, saliency, similarity
-from sanitylib.methods import text as text_methods
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.text import (
     LABELS,
@@ -57,7 +55,6 @@ __all__ = ["CHAPTER", "PAPER_METHODS", "TextRandomizationRun", "cascading_claims
            "randomization_test", "scaled_blocks", "score_table", "text_reading", "token_ceiling"]
 
 #: The code the text explanations depend on (part of their cache keys).
-TEXT_CODE = (text_methods, saliency, randomization, similarity)
 CHAPTER = "08_text"
 #: The methods Kokhlikyan et al. test on text (their Figs. 3 and 12).
 PAPER_METHODS = ("ig_global", "ig_local")
@@ -90,7 +87,7 @@ def _original(model: TextClassifier, batch: Batch, reference: torch.Tensor, step
     key = {"model": model, "inputs": _inputs(batch, reference), "steps": steps, "step": "original"}
     return cached("text_explanations", key, lambda: {
         "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
-        "predictions": predicted_class(model, batch)}, code=TEXT_CODE)
+        "predictions": predicted_class(model, batch)})
 
 
 def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
@@ -108,8 +105,7 @@ def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.T
                         "perturbation": relative, "seed": seed},
                        lambda seed=seed: normalised_maps(
                            explain_text(perturbed(model, relative, seed), batch, reference, steps,
-                                        first["predictions"]), batch.attention_mask),
-                       code=(*TEXT_CODE, perturbed))
+                                        first["predictions"]), batch.attention_mask))
         tables.append(score_table(first["maps"], other, batch.attention_mask, metrics)
                       .assign(seed=seed, relative=relative))
     return pd.concat(tables, ignore_index=True)
@@ -203,8 +199,7 @@ def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Ten
         result = cached("text_explanations", {**base_key, "init": init, "seed": seed,
                                               "metrics": list(metrics)},
                         lambda seed=seed: _seed_maps(model, batch, reference, steps, init, seed,
-                                                     fixed, original, metrics),
-                        code=(*TEXT_CODE, _seed_maps, score_table))
+                                                     fixed, original, metrics))
         run.importance[seed] = {"original": original["token"], **result["importance"]}
         run.predictions[seed] = {"original": first["predictions"], **result["predictions"]}
         for step in names[1:]:
@@ -246,7 +241,7 @@ def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
                                          "inputs": _inputs(batch, reference)},
                    lambda model=model: normalised_maps(explain_text(model, batch, reference,
                                                                     steps),
-                                                       batch.attention_mask), code=TEXT_CODE)
+                                                       batch.attention_mask))
             for model in (first, second)]
     return maps[0], maps[1], score_table(maps[0], maps[1], batch.attention_mask, metrics)
 

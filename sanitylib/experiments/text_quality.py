@@ -28,7 +28,6 @@ from captum.metrics import infidelity, sensitivity_max
 from sanitylib.experiments.runner import TARGETS
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
-from sanitylib.methods import quality
 from sanitylib.methods.quality import infidelity_perturbation
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explaining
@@ -122,6 +121,5 @@ def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Te
                                              **options).assign(step=step, block=block))
         return pd.concat(tables, ignore_index=True)
 
-    table = cached("text_quality", key, build,
-                   code=(quality, evaluation_metrics, forward_on_embeddings, evaluation_by_block))
+    table = cached("text_quality", key, build)
     return table[["step", "block", "method", "sentence", "infidelity", "max_sensitivity"]]

@@ -27,7 +27,6 @@ from sanitylib.experiments.claims import setting, similarity_claims, threshold_c
 from sanitylib.experiments.edges import edge_claims
 from sanitylib.experiments.runner import baseline_table
 from sanitylib.infra.cache import cached
-from sanitylib.methods import similarity
 from sanitylib.methods.edges import SOBEL_X, sobel
 from sanitylib.methods.similarity import compare
 
@@ -150,7 +149,7 @@ def input_dominance(inputs: torch.Tensor, gradients: torch.Tensor,
     return cached("scores", {"kind": "input_dominance", "inputs": inputs, "gradients": gradients,
                              "noise_levels": [float(v) for v in noise_levels],
                              "metrics": list(metrics), "seed": seed, "labels": labels or {}},
-                  build, code=(similarity, input_dominance))
+                  build)
 
 
 def weight_deviation(gradients: torch.Tensor, weights: torch.Tensor) -> np.ndarray:

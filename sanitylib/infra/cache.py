@@ -6,8 +6,9 @@ Every cache key is built here, by :func:`cache_key`, from three things:
   structure and weights, :func:`sanitylib.models.under_test.identity`) and the kind of device
   they are on, tensors and arrays by a
   SHA-256 of their bytes, dataclasses by their fields;
-- a fingerprint of the *source code* that computed the entry (the modules or functions passed as
-  ``code=``), so that fixing a method invalidates the maps it produced;
+- a fingerprint of the *source code* that computed the entry: the import closure of the module
+  that defines ``build`` (and of any further ``code=``), :mod:`sanitylib.infra.fingerprint`, so
+  that fixing a method, or any helper it calls, invalidates the maps it produced;
 - :data:`CACHE_VERSION`.
 
 An entry is a payload (``torch.save`` of tensors and plain data, loaded with
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
 import warnings
@@ -33,13 +33,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["CACHE_VERSION", "cache_dir", "cache_key", "cached", "code_fingerprint",
-           "fingerprint", "key_part"]
+from sanitylib.infra.fingerprint import code_fingerprint
+
+__all__ = ["CACHE_VERSION", "cache_dir", "cache_key", "cached", "fingerprint", "key_part"]
 
 T = TypeVar("T")
 
 #: Bump when a change outside the fingerprinted code makes earlier cache entries wrong.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -56,14 +57,6 @@ def fingerprint(*items: torch.Tensor | np.ndarray) -> str:
                  else np.ascontiguousarray(item))
         digest.update(f"{array.shape}{array.dtype}".encode())
         digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def code_fingerprint(code: Sequence[object]) -> str:
-    """SHA-256 (16 hex digits) of the source of modules, classes or functions."""
-    digest = hashlib.sha256()
-    for item in code:
-        digest.update(inspect.getsource(item).encode())
     return digest.hexdigest()[:16]
 
 
@@ -96,7 +89,8 @@ def key_part(value: Any) -> Any:
 
 
 def cache_key(parts: Mapping[str, Any], code: Sequence[object]) -> tuple[str, dict[str, Any]]:
-    """``(20-hex-digit key, the JSON-ready description it hashes)``."""
+    """``(20-hex-digit key, the JSON-ready description it hashes)``; ``code`` is fingerprinted by
+    :func:`sanitylib.infra.fingerprint.code_fingerprint`."""
     described = {"parts": key_part(parts), "code": code_fingerprint(code),
                  "version": CACHE_VERSION}
     text = json.dumps(described, sort_keys=True)
@@ -149,17 +143,18 @@ def _files(folder: Path, key: str, n_frames: int) -> list[Path]:
 
 
 def cached(kind: str, parts: Mapping[str, Any], build: Callable[[], T], *,
-           code: Sequence[object], root: Path | None = None) -> T:
+           code: Sequence[object] = (), root: Path | None = None) -> T:
     """Return ``build()``'s result for ``parts`` and ``code``, from the cache when valid.
 
     Args:
         kind: the cache's sub-folder (``"models"``, ``"explanations"``, ``"scores"``, ...).
         parts: everything that determines the result besides the code (see :func:`key_part`).
         build: computes the result: tensors, arrays, tables and plain containers.
-        code: the modules or functions whose source computes the result.
+        code: further modules or functions whose source computes the result, beyond the
+            import closure of ``build``'s module (a user's function passed to the library).
     """
     folder = (root or cache_dir()) / kind
-    key, described = cache_key(parts, code)
+    key, described = cache_key(parts, (build, *code))
     manifest = folder / f"{key}.json"
     if manifest.exists() or (folder / f"{key}.pt").exists():
         value, problem = _load(folder, key, manifest, described)

@@ -29,7 +29,7 @@ from torch import nn
 
 from sanitylib.infra.device import module_device, randn
 from sanitylib.methods.attribution import ATTRIBUTIONS, FOLLOWUP_LABELS, FOLLOWUP_METHODS
-from sanitylib.methods.frozen import explaining
+from sanitylib.methods.frozen import explaining, predicted_class
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
@@ -83,23 +83,6 @@ def max_rows_per_pass(x: torch.Tensor, settings: Mapping[str, Mapping[str, objec
     (on the CPU also at most 256 rows and 8 MB of input)."""
     return min((int(s["max_rows"] or _default_max_rows(x, float(s["memory_mb"])))
                 for s in settings.values()), default=_default_max_rows(x, 2048.0))
-
-
-@torch.no_grad()
-def predicted_class(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
-                    *forward_args: torch.Tensor, max_rows: int = 256) -> torch.Tensor:
-    """The argmax logit of ``model`` for each input, in chunks of ``max_rows``, on the inputs'
-    device (the passes run on the model's).
-
-    ``forward_args`` are further per-row model arguments (a text model's attention mask).
-    """
-    module = model.module if isinstance(model, ModelUnderTest) else model
-    device = module_device(module)
-    with explaining(module):
-        return torch.cat([
-            module(inputs[i:i + max_rows].to(device),
-                   *(a[i:i + max_rows].to(device) for a in forward_args)).argmax(1)
-            for i in range(0, len(inputs), max_rows)]).to(inputs.device)
 
 
 def _resolve_target(model: nn.Module, inputs: torch.Tensor, target: int | torch.Tensor | None,

@@ -356,8 +356,7 @@ def fine_tune(config: FineTuneConfig, data: TextDataset, verbose: bool = True,
            "device": device.type}
     if verbose:
         print(f"classifier on {description} / {config.labels} labels ({data.source})", flush=True)
-    result = cached("text_models", key, lambda: _fit(model, tokenizer, config, data, verbose),
-                    code=(_fit, _trainable, _length_batches, training_loop, TextClassifier))
+    result = cached("text_models", key, lambda: _fit(model, tokenizer, config, data, verbose))
     missing = set(result["state_dict"]) - set(model.state_dict())
     if missing:
         raise RuntimeError(f"cached weights {sorted(missing)[:3]} do not fit {description}")

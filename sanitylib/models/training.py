@@ -20,9 +20,8 @@ from torch import nn
 from sanitylib.data.images import ImageDataset, load_dataset, subset
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import resolve_device
-from sanitylib.methods.saliency import predicted_class
-from sanitylib.models import zoo
-from sanitylib.models.mnist import MLP, MnistCNN, build
+from sanitylib.methods.frozen import predicted_class
+from sanitylib.models.mnist import build
 
 LABELS = ("true", "permuted")
 
@@ -194,8 +193,7 @@ def train(config: TrainConfig, data: ImageDataset | None = None,
     if verbose:
         print(f"model {config.architecture} / {config.dataset} / {config.labels} labels "
               f"({data.source_label})", flush=True)
-    result = cached("models", key, lambda: _fit(config, data, device, verbose),
-                    code=(_fit, fit, training_loop, build, MnistCNN, MLP, zoo))
+    result = cached("models", key, lambda: _fit(config, data, device, verbose))
     model = build(config.architecture, in_channels=data.x_train.shape[1])
     model.load_state_dict(result["state_dict"])
     model.to(device).eval()
