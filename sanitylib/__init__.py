@@ -16,20 +16,46 @@ The package is layered (see the README's "Where things are"):
 
 The everyday API is re-exported here::
 
-    from sanitylib import explain, randomize, compare
+    from sanitylib import explain, randomize, compare, register_method
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from sanitylib.methods.randomization import INITS, ORDERS, randomize
-from sanitylib.methods.saliency import LABELS, METHODS, explain, predicted_class
-from sanitylib.methods.similarity import METRICS, compare, summarize
+from sanitylib.methods.registry import (
+    LABELS,
+    METHODS,
+    MethodSpec,
+    Setting,
+    method_names,
+    method_spec,
+    register_method,
+    unregister_method,
+)
+from sanitylib.methods.saliency import explain, predicted_class
+from sanitylib.methods.similarity import (
+    METRICS,
+    MetricSpec,
+    compare,
+    metric_names,
+    metric_spec,
+    register_metric,
+    summarize,
+    unregister_metric,
+)
 from sanitylib.models import ModelUnderTest, model_under_test
 
-__version__ = "0.2.0"
+try:  # one version, pyproject.toml's
+    __version__ = version("sanitylib")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
-__all__ = ["INITS", "LABELS", "METHODS", "METRICS", "ORDERS", "CheckReport", "ModelUnderTest",
-           "check", "compare", "explain", "model_under_test", "predicted_class", "randomize",
-           "summarize"]
+__all__ = ["INITS", "LABELS", "METHODS", "METRICS", "ORDERS", "CheckReport", "MethodSpec",
+           "MetricSpec", "ModelUnderTest", "Setting", "check", "compare", "explain",
+           "method_names", "method_spec", "metric_names", "metric_spec", "model_under_test",
+           "predicted_class", "randomize", "register_method", "register_metric", "summarize",
+           "unregister_method", "unregister_metric"]
 
 
 def __getattr__(name: str) -> object:

@@ -16,7 +16,8 @@ from sanitylib.methods.attribution import (
     lrp,
     unsupported_layers,
 )
-from sanitylib.methods.saliency import ALL_METHODS, LABELS, METHODS, explain
+from sanitylib.methods.registry import ALL_METHODS, LABELS, METHODS, options_for
+from sanitylib.methods.saliency import explain
 from sanitylib.models.mnist import build
 
 
@@ -98,10 +99,10 @@ def test_the_mnist_cnn_runs_every_method_independently_of_chunking(method):
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(5, 1, 28, 28)
-    maps = explain(model, x, method, samples=4, seed=3)
+    settings = options_for([method], samples=4, seed=3)[method]
+    maps = explain(model, x, method, **settings)
     assert maps.shape == x.shape and torch.isfinite(maps).all() and maps.abs().sum() > 0
-    assert torch.allclose(explain(model, x, method, samples=4, seed=3, max_rows=3), maps,
-                          atol=1e-5)
+    assert torch.allclose(explain(model, x, method, **settings, max_rows=3), maps, atol=1e-5)
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not hasattr(model.conv1[0], "rule")  # the LRP rules went on a copy
@@ -162,7 +163,7 @@ def test_efficientnet_refuses_deeplift_and_lrp_naming_its_layers():
 
 
 def test_methods_are_wired_into_explain():
-    assert ALL_METHODS[:len(METHODS)] == METHODS and set(attribution.FOLLOWUP_METHODS) <= set(LABELS)
+    assert ALL_METHODS[:len(METHODS)] == METHODS and set(attribution.RULED_METHODS) <= set(LABELS)
     with pytest.raises(ValueError, match="valid choices: deeplift, gradient_shap, lrp"):
         unsupported_layers(build("cnn"), torch.rand(1, 1, 28, 28), "occlusion")
     with pytest.raises(ValueError, match="samples must be at least 1"):

@@ -12,6 +12,7 @@ from torch import nn
 
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.infra.passes import counting_passes
+from sanitylib.methods.registry import options_for
 from sanitylib.methods.saliency import (
     explain,
     explain_and_predict,
@@ -89,7 +90,8 @@ def test_memory_mb_bounds_the_rows_of_every_noisy_method():
     # 28 x 28 float32 rows at 200 bytes of activations per input byte: 1 MB holds 1 row
     for method in ("smoothgrad", "vargrad", "ig_smoothgrad", "integrated_gradients"):
         with counting_passes(model) as count:
-            explain(model, x, method, target=0, steps=4, samples=3, memory_mb=1.0)
+            explain(model, x, method, target=0, memory_mb=1.0,
+                    **options_for([method], steps=4, samples=3)[method])
         assert count.largest_pass == 1, method
 
 
@@ -97,11 +99,12 @@ def test_memory_mb_bounds_the_rows_of_every_noisy_method():
 def test_per_image_baselines_equal_a_loop_over_images(method):
     model, x = small_cnn(), torch.rand(3, 1, 28, 28)
     baselines = torch.rand(3, 1, 28, 28)
-    settings = {"steps": 6, "samples": 3, "target": 2}
+    settings = {**options_for([method], steps=6, samples=3)[method], "target": 2}
     together = explain(model, x, method, baseline=baselines, **settings)
     # image i of a call draws noise from seed + i: the loop passes that seed explicitly
     looped = torch.cat([explain(model, x[i:i + 1], method, baseline=baselines[i:i + 1],
-                                seed=i, **settings) for i in range(3)])
+                                **settings, **options_for([method], seed=i)[method])
+                        for i in range(3)])
     assert torch.allclose(together, looped, atol=1e-6)
 
 
@@ -126,18 +129,21 @@ def test_predictions_come_from_the_gradient_pass_or_from_one_prediction_pass():
 @pytest.mark.parametrize("method", ["gradcam", "integrated_gradients", "smoothgrad", "guided_backprop"])
 def test_explain_with_a_given_target_makes_no_prediction_pass(method):
     model, x = small_cnn(), torch.rand(4, 1, 28, 28)
-    explain(model, x, method, target=3, steps=2, samples=2)  # Guided Backprop's census, once
+    options = options_for([method], steps=2, samples=2)
+    explain(model, x, method, target=3, **options[method])  # Guided Backprop's census, once
     with counting_passes(model) as count:
-        explain(model, x, method, target=3, steps=2, samples=2)
-        explain_methods(model, x, [method, "gradient"], target=3,
-                        options={method: {"steps": 2, "samples": 2}})
+        explain(model, x, method, target=3, **options[method])
+        explain_methods(model, x, [method, "gradient"], target=3, options=options)
     assert count.prediction_rows == 0
 
 
 def test_unknown_settings_are_refused_with_the_valid_ones():
-    with pytest.raises(ValueError, match="valid choices: steps"):
-        explain_methods(small_cnn(), torch.rand(1, 1, 28, 28), ["gradient"],
-                        options={"gradient": {"step": 3}})
+    with pytest.raises(ValueError, match=r"takes no setting\(s\) \['step'\]; its settings: "
+                                         "steps, baseline, multiply_by_inputs, max_rows"):
+        explain_methods(small_cnn(), torch.rand(1, 1, 28, 28), ["integrated_gradients"],
+                        options={"integrated_gradients": {"step": 3}})
+    with pytest.raises(ValueError, match=r"gradient takes no setting\(s\) \['samples'\]"):
+        explain(small_cnn(), torch.rand(1, 1, 28, 28), "gradient", samples=3)
 
 
 def test_a_randomization_run_makes_the_minimum_number_of_passes():

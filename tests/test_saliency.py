@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from sanitylib.methods.guided import activation_census
+from sanitylib.methods.registry import options_for
 from sanitylib.methods.saliency import METHODS, explain, predicted_class
 from sanitylib.models.inception import untrained_inception_v3
 from sanitylib.models.mnist import build
@@ -105,7 +106,7 @@ def test_results_do_not_depend_on_chunking():
     model = build("cnn")
     x = torch.rand(5, 1, 28, 28)
     for method in ("integrated_gradients", "smoothgrad", "ig_smoothgrad"):
-        options = {"steps": 4, "samples": 3, "seed": 7}
+        options = options_for([method], steps=4, samples=3, seed=7)[method]
         small = explain(model, x, method, max_rows=5, **options)
         large = explain(model, x, method, **options)
         assert torch.allclose(small, large, atol=1e-5), method
@@ -117,7 +118,7 @@ def test_every_method_keeps_shape_and_leaves_the_model_alone():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.rand(2, 1, 28, 28)
     for method in METHODS:
-        maps = explain(model, x, method, steps=3, samples=2)
+        maps = explain(model, x, method, **options_for([method], steps=3, samples=2)[method])
         assert maps.shape == x.shape and torch.isfinite(maps).all(), method
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

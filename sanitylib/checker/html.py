@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from sanitylib.figures.plotting import METRIC_LABELS, mask_grid, similarity_curves
-from sanitylib.methods.saliency import LABELS
+from sanitylib.methods.registry import LABELS
 
 __all__ = ["render", "write_report"]
 

@@ -31,20 +31,19 @@ from sanitylib.experiments.runner import (
 from sanitylib.infra.device import resolve_device
 from sanitylib.methods.guided import UnguidedActivationError
 from sanitylib.methods.randomization import INITS, ORDERS, step_names
-from sanitylib.methods.saliency import ALL_METHODS, explain
+from sanitylib.methods.registry import method_names, method_spec, options_for
+from sanitylib.methods.saliency import explain
 from sanitylib.methods.similarity import METRICS
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
 from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
 
-__all__ = ["DEFAULT_METHODS", "HOOKED_METHODS", "LOGITS_RULES", "CheckReport", "check",
+__all__ = ["DEFAULT_METHODS", "LOGITS_RULES", "CheckReport", "check",
            "finite_inputs", "logits_model", "prepare_model", "read_verdicts", "runnable_methods",
            "validate"]
 
 DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
                    "guided_backprop", "gradcam", "guided_gradcam")
-#: Methods that need hooks or Python-level calls inside the model: not on TorchScript.
-HOOKED_METHODS = ("guided_backprop", "gradcam", "guided_gradcam", "deeplift", "lrp")
 #: What each verdict means, for the report.
 VERDICT_MEANING = {
     "like random maps": "after the last step the 95 % interval of the mean similarity (over the "
@@ -227,7 +226,7 @@ def finite_inputs(inputs: torch.Tensor) -> None:
 
 def validate(methods: Sequence[str], order: str, init: str, metrics: Sequence[str]) -> None:
     """Raise ValueError naming the valid choices for any unknown method, order, init or metric."""
-    for what, given, valid in (("method", methods, ALL_METHODS), ("metric", metrics, METRICS)):
+    for what, given, valid in (("method", methods, method_names()), ("metric", metrics, METRICS)):
         unknown = [g for g in given if g not in valid]
         if unknown:
             raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; valid choices: "
@@ -243,10 +242,11 @@ def runnable_methods(subject: ModelUnderTest, inputs: torch.Tensor, methods: Seq
     """The methods that compute on this model, and why each of the others cannot."""
     ok, refused = [], {}
     for method in methods:
-        if is_torchscript(subject.module) and method in HOOKED_METHODS:
+        spec = method_spec(method)
+        if is_torchscript(subject.module) and spec.needs_hooks:
             refused[method] = "needs hooks inside the model, which a TorchScript module does not run"
             continue
-        if method in ("gradcam", "guided_gradcam") and subject.gradcam_layer is None:
+        if spec.needs_conv_layer and subject.gradcam_layer is None:
             refused[method] = "the model has no conv layer for GradCAM (give gradcam_layer)"
             continue
         try:
@@ -296,9 +296,7 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
     subject = prepare_model(model, inputs[:1] if preprocess is None else preprocess(inputs[:1]),
                             blocks, gradcam_layer, preprocess)
     x = subject.preprocess(inputs) if subject.preprocess is not None else inputs
-    options = {"integrated_gradients": {"steps": ig_steps},
-               "smoothgrad": {"samples": samples}, "vargrad": {"samples": samples},
-               "ig_smoothgrad": {"steps": ig_steps, "samples": samples}}
+    options = options_for(methods, steps=ig_steps, samples=samples)
     runnable, refused = runnable_methods(subject, x, methods, options)
     if not runnable:
         raise ValueError("no method can be computed on this model: "

@@ -29,7 +29,7 @@ from sanitylib.experiments.parameter_randomization import (
     method_options,
 )
 from sanitylib.experiments.runner import summarize_scores
-from sanitylib.methods.saliency import LABELS
+from sanitylib.methods.registry import ALL_METHODS, LABELS
 from sanitylib.models.training import TrainConfig, train
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
@@ -280,7 +280,7 @@ class Subject(NamedTuple):
 
 def method_settings(steps: int, draws: int) -> dict[str, dict[str, object]]:
     """Per-method settings: IG ``steps``, ``draws`` noise samples (Gradient SHAP's included)."""
-    return {**method_options(steps, draws), "gradient_shap": {"samples": draws}}
+    return method_options(steps, draws, methods=ALL_METHODS)
 
 
 def load_subjects(dataset: str, training: Mapping[str, Mapping[str, object]], n_images: int,

@@ -30,10 +30,10 @@ from torch import nn
 
 from sanitylib.experiments.runner import DEFAULT_METRICS, explain_cached, pair_scores
 from sanitylib.methods.saliency import predicted_class
-from sanitylib.methods.similarity import DISTANCES
+from sanitylib.methods.similarity import lower_is_similar
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
-__all__ = ["CUTOFFS", "DISTANCES", "ceiling_table", "perturbation_ceiling", "perturbed", "place",
+__all__ = ["CUTOFFS", "ceiling_table", "perturbation_ceiling", "perturbed", "place",
            "scale_verdicts", "seed_ceiling"]
 
 #: Position cut-offs: below the first "changes", above the second "still similar", else
@@ -125,7 +125,7 @@ def place(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFrame,
     ``ceiling``, ``position = (value - floor) / (ceiling - floor)`` and ``verdict``: "changes"
     (position below ``CUTOFFS[0]``), "partly", or "still similar" (above ``CUTOFFS[1]``). Where
     the ceiling is not more similar than the floor (``ceiling <= floor``; for
-    :data:`DISTANCES` ``ceiling >= floor``) the scale does not exist: position NaN, verdict
+    :func:`~sanitylib.methods.similarity.lower_is_similar` ``ceiling >= floor``) the scale does not exist: position NaN, verdict
     "undefined: ceiling not above floor" (never a division by it); a NaN mean, floor or
     ceiling gives "undefined: no defined scores" or "undefined: no floor or ceiling".
     """
@@ -145,7 +145,7 @@ def scale_verdicts(mean: pd.Series, floor: pd.Series, ceiling: pd.Series, metric
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Position ``(mean - floor) / (ceiling - floor)`` and its verdict (see :func:`place`), row by
     row; undefined scales are named, never divided by."""
-    sign = np.where(metric.isin(DISTANCES), -1.0, 1.0)
+    sign = np.where(metric.map(lower_is_similar), -1.0, 1.0)
     span = sign * (ceiling - floor).to_numpy(dtype=float)
     scale = span > 0
     position = np.where(scale, sign * (mean - floor).to_numpy(dtype=float)

@@ -40,7 +40,7 @@ import pandas as pd
 from sanitylib.experiments.ceiling import CUTOFFS
 from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
-from sanitylib.methods.similarity import DISTANCES
+from sanitylib.methods.similarity import lower_is_similar
 
 __all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT",
            "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
@@ -70,9 +70,9 @@ def boundary(floor_mean: float, floor_high: float, ceiling: float = math.nan,
              metric: str = "") -> float:
     """Where "like random maps" ends for a similarity: the top of the random band, or a fifth of
     the way from the floor's mean to the ceiling (:data:`CUTOFFS`), whichever is further from the
-    floor. For a distance (:data:`DISTANCES`) lower is more similar, and the boundary lies below
+    floor. For a distance (:func:`~sanitylib.methods.similarity.lower_is_similar`) lower is more similar, and the boundary lies below
     the floor. Without a ceiling, or one no more similar than the floor, the band alone."""
-    sign = -1.0 if metric in DISTANCES else 1.0
+    sign = -1.0 if lower_is_similar(metric) else 1.0
     edge = sign * floor_high
     if not (math.isnan(ceiling) or math.isnan(floor_mean)) and sign * (ceiling - floor_mean) > 0:
         edge = max(edge, sign * (floor_mean + CUTOFFS[0] * (ceiling - floor_mean)))
@@ -135,7 +135,7 @@ def similarity_reading(low: float, high: float, n: int, floor_mean: float, floor
     ceiling was measured and the random band reaches past :data:`SEPARATION` of the way up to
     it (or it is not above the floor at all)."""
     edge = boundary(floor_mean, floor_high, ceiling, metric)
-    sign = -1.0 if metric in DISTANCES else 1.0
+    sign = -1.0 if lower_is_similar(metric) else 1.0
     if not math.isnan(ceiling) and not math.isnan(floor_mean):
         span, band = sign * (ceiling - floor_mean), sign * (floor_high - floor_mean)
         if span <= 0 or band / span >= SEPARATION:
@@ -144,7 +144,7 @@ def similarity_reading(low: float, high: float, n: int, floor_mean: float, floor
                 f"(band up to {floor_high:.2f}): maps that should agree are themselves nearly "
                 "like random ones, so no similarity can tell the two readings apart")
     side, reason = outcome(low, high, n, edge)
-    similar = "below" if metric in DISTANCES else "above"
+    similar = "below" if lower_is_similar(metric) else "above"
     reading = side if side == "inconclusive" else \
         ("still similar" if side == similar else "like random maps")
     return reading, edge, reason

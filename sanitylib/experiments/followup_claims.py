@@ -32,7 +32,7 @@ from sanitylib.experiments.parameter_randomization import (
     EXPECTATIONS,
     SOURCE,
 )
-from sanitylib.methods.saliency import LABELS
+from sanitylib.methods.registry import LABELS
 
 __all__ = ["CHAPTER", "class_reading", "emprt_claims", "followup_claims", "random_logit_reading"]
 

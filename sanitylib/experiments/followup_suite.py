@@ -42,14 +42,13 @@ from sanitylib.experiments.runner import randomization_run
 from sanitylib.infra.cache import cached
 from sanitylib.methods.edges import sobel
 from sanitylib.methods.randomization import randomize
+from sanitylib.methods.registry import method_spec
 from sanitylib.methods.saliency import predicted_class
 from sanitylib.models.under_test import ModelUnderTest, identity, model_under_test
 
-__all__ = ["COLUMNS", "CONTROLS", "SEEDED_METHODS", "control_maps", "run_followups"]
+__all__ = ["COLUMNS", "CONTROLS", "control_maps", "run_followups"]
 
 CONTROLS = ("random_per_model", "random_fixed", "sobel")
-#: Methods that draw random numbers: the run's seed goes into their options.
-SEEDED_METHODS = ("smoothgrad", "vargrad", "ig_smoothgrad", "gradient_shap")
 COLUMNS = ("model", "dataset", "test", "method", "block", "step", "metric", "image", "seed",
            "value")
 
@@ -131,7 +130,7 @@ def run_followups(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         model, inputs: the trained model and the inputs (model inputs, preprocessed).
         methods: names from :data:`sanitylib.methods.saliency.ALL_METHODS` that run on the model.
         seeds: each seed re-draws the randomized weights, the sMPRT noise, the random other
-            class and the draws of :data:`SEEDED_METHODS`.
+            class and the draws of the seeded methods (a spec with a ``seed`` setting).
         tests: which tests; settings: per-test overrides of each test's ``defaults``.
         options: per-method options for :func:`sanitylib.methods.saliency.explain`.
         init: the re-initialization scheme of every randomization test.
@@ -148,7 +147,7 @@ def run_followups(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     tables = []
     for seed in seeds:
         seeded = {m: {**dict((options or {}).get(m, {})),
-                      **({"seed": seed} if m in SEEDED_METHODS else {})} for m in methods}
+                      **({"seed": seed} if method_spec(m).seeded else {})} for m in methods}
         for test in tests:
             chosen = {**TESTS[test].defaults, **dict((settings or {}).get(test, {}))}
             used = [] if test in ("random_logit", "input_invariance", "smprt") else controls

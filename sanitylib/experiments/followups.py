@@ -34,7 +34,7 @@ from torch import nn
 from sanitylib.experiments.runner import explain_cached, pair_scores
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
-from sanitylib.methods.attribution import FOLLOWUP_METHODS, unsupported_layers
+from sanitylib.methods.attribution import RULED_METHODS, unsupported_layers
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explain_methods, explaining, predicted_class
 from sanitylib.methods.similarity import compare
@@ -333,7 +333,7 @@ def input_invariance(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     if gap > atol:
         raise RuntimeError(f"the shifted model's logits differ by {gap:.2e} (> {atol})")
     refused = {m: "; ".join(unsupported_layers(shifted.module, inputs[:1] + shift, m))
-               for m in methods if m in FOLLOWUP_METHODS}
+               for m in methods if m in RULED_METHODS}
     refused = {m: why for m, why in refused.items() if why}
     ran = [m for m in methods if m not in refused]
     labels = predicted_class(subject, inputs)

@@ -22,17 +22,13 @@ from sanitylib.experiments.runner import (
     randomization_run,
     summarize_scores,
 )
-from sanitylib.methods.saliency import LABELS, METHODS
+from sanitylib.methods.registry import ALL_METHODS, LABELS, METHODS, method_spec, options_for
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
-#: What the paper reports for each method under cascading randomization (Section 4, Fig. 2).
-PAPER_FINDINGS = {
-    "gradient": "changes", "smoothgrad": "changes", "vargrad": "changes", "gradcam": "changes",
-    "guided_backprop": "barely changes", "guided_gradcam": "barely changes",
-    "gradient_x_input": "keeps the input's structure",
-    "integrated_gradients": "keeps the input's structure",
-    "ig_smoothgrad": "keeps the input's structure",
-}
+#: What the paper reports for each method under cascading randomization (Section 4, Fig. 2),
+#: from the method registry.
+PAPER_FINDINGS = {m: method_spec(m).paper_finding for m in ALL_METHODS
+                  if method_spec(m).paper_finding is not None}
 #: The paper's findings as claim expectations: "changes" (the maps become like random maps) or
 #: "remains" (they stay similar: "barely changes", "keeps the input's structure").
 EXPECTATIONS = {m: "changes" if f == "changes" else "remains" for m, f in PAPER_FINDINGS.items()}
@@ -53,16 +49,17 @@ BOTTOM_UP_SOURCE = "NeurIPS 2018 reviewers; Hedström et al. 2023"
 
 
 def methods_for(model: ModelUnderTest | nn.Module, methods: Sequence[str] = METHODS) -> list[str]:
-    """The methods that apply to a model: GradCAM and Guided GradCAM need a conv layer."""
+    """The methods that apply to a model: a method that needs a conv layer (GradCAM, Guided
+    GradCAM) only where the model names one."""
     has_conv = model_under_test(model).gradcam_layer is not None
-    return [m for m in methods if has_conv or m not in ("gradcam", "guided_gradcam")]
+    return [m for m in methods if has_conv or not method_spec(m).needs_conv_layer]
 
 
-def method_options(ig_steps: int, samples: int, seed: int = 0) -> dict[str, dict[str, object]]:
-    """Per-method settings: IG steps and noise samples (the paper: 50 and 50)."""
-    noisy = {"samples": samples, "seed": seed}
-    return {"integrated_gradients": {"steps": ig_steps}, "smoothgrad": dict(noisy),
-            "vargrad": dict(noisy), "ig_smoothgrad": {**noisy, "steps": ig_steps}}
+def method_options(ig_steps: int, samples: int, seed: int = 0,
+                   methods: Sequence[str] = METHODS) -> dict[str, dict[str, object]]:
+    """Per-method settings (:func:`~sanitylib.methods.registry.options_for`): IG's steps and the
+    noisy methods' samples and seed (the paper: 50 and 50)."""
+    return options_for(methods, steps=ig_steps, samples=samples, seed=seed)
 
 
 def run_models(models: Mapping[tuple[str, str], nn.Module], inputs: Mapping[str, torch.Tensor],

@@ -19,13 +19,24 @@ from torch import nn
 from sanitylib.experiments.intervals import interval_summary
 from sanitylib.infra.cache import cached
 from sanitylib.methods.randomization import randomize, step_names
+from sanitylib.methods.registry import method_spec
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
-from sanitylib.methods.similarity import compare, compare_to, random_pair
+from sanitylib.methods.similarity import compare, compare_to, metric_spec, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
+
+
+def method_code(methods: Sequence[str]) -> tuple[object, ...]:
+    """The functions of ``methods`` (part of a cache key: a registered method's own source)."""
+    return tuple(method_spec(m).function for m in methods)
+
+
+def metric_code(metrics: Sequence[str]) -> tuple[object, ...]:
+    """The functions of ``metrics`` (part of a cache key, as :func:`method_code`)."""
+    return tuple(metric_spec(m).function for m in metrics)
 
 
 def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
@@ -38,7 +49,8 @@ def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     key = {"model": model, "inputs": inputs, "methods": list(methods), "options": options,
            "target": target}
     return cached("explanations", key,
-                  lambda: explain_methods(model, inputs, methods, target, options))
+                  lambda: explain_methods(model, inputs, methods, target, options),
+                  code=method_code(methods))
 
 
 def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
@@ -53,7 +65,7 @@ def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence
 
     key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
            "options": {m: dict(o) for m, o in options.items()}, "target": target}
-    return cached("explanations", key, build)
+    return cached("explanations", key, build, code=method_code(methods))
 
 
 @dataclass
@@ -204,7 +216,7 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
 
         result = cached("explanations", key, lambda seed=seed: _step_maps(
             model, inputs, methods, order, init, seed, blocks, target, options, original,
-            stack, step_done, batchnorm, calibration))
+            stack, step_done, batchnorm, calibration), code=method_code(methods))
         steps = {"original": original["maps"], **result["steps"]}
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
@@ -216,7 +228,8 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                 "maps": steps, "steps": names, "metrics": list(metrics),
                 "metric_options": metric_options or {}, "columns": columns},
                 lambda steps=steps, columns=columns: _step_scores(
-                    steps, names, methods, metrics, metric_options or {}, columns)))
+                    steps, names, methods, metrics, metric_options or {}, columns),
+                code=metric_code(metrics)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}
         run.predictions[seed] = {"original": original["predictions"], **result["predictions"]}
@@ -242,7 +255,7 @@ def pair_scores(maps_a: Mapping[str, torch.Tensor], maps_b: Mapping[str, torch.T
 
     return cached("scores", {"kind": "pairs", "a": maps_a, "b": maps_b, "metrics": list(metrics),
                              "metric_options": metric_options or {}, "labels": labels or {}},
-                  build)
+                  build, code=metric_code(metrics))
 
 
 def band(metric: str, values: np.ndarray) -> dict[str, object]:
@@ -271,7 +284,8 @@ def baseline_table(metrics: Sequence[str], shape: tuple[int, ...], n: int = 100,
                              "shape": list(shape), "n": n, "seed": seed,
                              "metric_options": options},
                   lambda: random_band(metrics, random_pair(shape, n, seed),
-                                      lambda a, b, m: compare(a, b, m, **dict(options.get(m, {})))))
+                                      lambda a, b, m: compare(a, b, m, **dict(options.get(m, {})))),
+                  code=metric_code(metrics))
 
 
 def summarize_scores(scores: pd.DataFrame, by: Sequence[str], confidence: float = 0.95

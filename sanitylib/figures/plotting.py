@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from sanitylib.data.images import ImageDataset
 from sanitylib.figures.style import color_for, image_array, page_size
+from sanitylib.methods.similarity import METRIC_LABELS
 
 
 def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Figure:
@@ -113,11 +114,6 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-METRIC_LABELS = {"spearman_abs": "Spearman (absolute)", "spearman": "Spearman (signed)",
-                 "ssim": "SSIM", "hog": "HOG similarity", "cosine": "cosine",
-                 "pearson": "Pearson", "l2_distance": "L2 distance"}
 
 
 def variant_points(summary, variant: str, values: Sequence[str], methods: Sequence[str],

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -50,11 +49,11 @@ from torch.overrides import TorchFunctionMode
 
 from sanitylib.methods.frozen import explaining
 
-__all__ = ["ATTRIBUTIONS", "FOLLOWUP_LABELS", "FOLLOWUP_METHODS", "UnsupportedModelError",
-           "deeplift", "gradient_shap", "lrp", "unsupported_layers"]
+__all__ = ["RULED_METHODS", "UnsupportedModelError", "deeplift", "gradient_shap", "lrp",
+           "unsupported_layers"]
 
-FOLLOWUP_METHODS = ("deeplift", "gradient_shap", "lrp")
-FOLLOWUP_LABELS = {"deeplift": "DeepLift", "gradient_shap": "Gradient SHAP", "lrp": "LRP-ε"}
+#: The methods whose rules :func:`unsupported_layers` checks.
+RULED_METHODS = ("deeplift", "gradient_shap", "lrp")
 
 #: Layers that get ``EpsilonRule(epsilon)`` in :func:`lrp` (exact types: a subclass may compute
 #: more in its own forward, like timm's ``Conv2dSame`` padding or ``BatchNormAct2d``).
@@ -139,13 +138,13 @@ def _describe(modules: dict[str, nn.Module], path: str) -> str:
 
 
 def unsupported_layers(model: nn.Module, example: torch.Tensor, method: str) -> list[str]:
-    """Every layer of ``model`` that ``method`` (one of :data:`FOLLOWUP_METHODS`) has no correct
+    """Every layer of ``model`` that ``method`` (one of :data:`RULED_METHODS`) has no correct
     rule for, as ``"path (Type): why"``, from one forward pass on ``example`` (one row suffices).
 
     Gradient SHAP needs only gradients: it has none.
     """
-    if method not in FOLLOWUP_METHODS:
-        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(FOLLOWUP_METHODS)}")
+    if method not in RULED_METHODS:
+        raise ValueError(f"unknown method {method!r}; valid choices: {', '.join(RULED_METHODS)}")
     if method == "gradient_shap":
         return []
     modules = dict(model.named_modules())
@@ -185,12 +184,14 @@ def unsupported_layers(model: nn.Module, example: torch.Tensor, method: str) -> 
 
 
 def _refuse_unsupported(model: nn.Module, x: torch.Tensor, method: str) -> None:
+    from sanitylib.methods.registry import LABELS  # the registry imports this module
+
     problems = unsupported_layers(model, x[:1], method)
     if problems:
         more = len(problems) - _SHOWN
         shown = problems[:_SHOWN] + [f"... and {more} more (all: unsupported_layers)"] * (more > 0)
         raise UnsupportedModelError(
-            f"{FOLLOWUP_LABELS[method]} cannot run on {type(model).__name__}: {len(problems)} "
+            f"{LABELS[method]} cannot run on {type(model).__name__}: {len(problems)} "
             "layer(s) without a correct rule:\n  " + "\n  ".join(shown))
 
 
@@ -360,15 +361,3 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, *, epsilon: fl
             maps.append(method.attribute(x[i:i + max_rows].clone().requires_grad_(),
                                          target=targets[i:i + max_rows]).detach())
     return torch.cat(maps)
-
-
-#: Method name -> ``f(model, x, targets, *, baseline, samples, seed, max_rows)``, as
-#: :func:`sanitylib.methods.saliency.explain` calls them.
-ATTRIBUTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "deeplift": lambda model, x, targets, *, baseline, samples, seed, max_rows: deeplift(
-        model, x, targets, baseline=baseline, max_rows=max_rows),
-    "gradient_shap": lambda model, x, targets, *, baseline, samples, seed, max_rows: gradient_shap(
-        model, x, targets, baseline=baseline, samples=samples, seed=seed, max_rows=max_rows),
-    "lrp": lambda model, x, targets, *, baseline, samples, seed, max_rows: lrp(
-        model, x, targets, max_rows=max_rows),
-}

@@ -14,7 +14,8 @@ NaN) scores NaN and is counted by :func:`summarize`, never averaged in.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,18 +23,14 @@ from scipy import stats
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-__all__ = ["DISTANCES", "METRICS", "METRIC_RANGES", "SSIM_VARIANTS", "compare", "compare_to",
-           "cosine", "hog_similarity", "l2_distance", "normalize_absolute", "normalize_signed",
-           "pearson", "random_baseline", "random_pair", "spearman", "ssim", "summarize"]
+__all__ = ["METRICS", "METRIC_LABELS", "METRIC_RANGES", "SSIM_VARIANTS", "MetricSpec",
+           "compare", "compare_to", "cosine", "hog_similarity", "l2_distance", "lower_is_similar",
+           "metric_names", "metric_spec", "normalize_absolute", "normalize_signed", "pearson",
+           "random_baseline", "random_pair", "register_metric", "spearman", "ssim", "summarize",
+           "unregister_metric"]
 
 ArrayLike = np.ndarray | torch.Tensor
-METRICS = ("spearman_abs", "spearman", "ssim", "hog", "cosine", "pearson", "l2_distance")
 SSIM_VARIANTS = ("text", "code")
-#: The range of every metric's score (intervals are clipped to it).
-METRIC_RANGES = {**{m: (-1.0, 1.0) for m in METRICS if m != "l2_distance"},
-                 "l2_distance": (0.0, float("inf"))}
-#: Metrics where lower means more similar.
-DISTANCES = ("l2_distance",)
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:
@@ -231,40 +228,121 @@ def l2_distance(a: ArrayLike, b: ArrayLike, batched: bool | None = None) -> np.n
     return np.linalg.norm(a - b, axis=1)
 
 
-_METRIC_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
-    "spearman_abs": lambda a, b, **kw: spearman(a, b, absolute=True, **kw),
-    "spearman": lambda a, b, **kw: spearman(a, b, absolute=False, **kw),
-    "ssim": ssim, "hog": hog_similarity, "cosine": cosine, "pearson": pearson,
-    "l2_distance": l2_distance,
-}
+@dataclass(frozen=True)
+class MetricSpec:
+    """One similarity metric: ``function(a, b, **options)`` gives one score per image; its
+    ``score_direction`` says which way is more similar ("higher", or "lower" for a distance, as
+    Quantus's metrics declare it), ``score_range`` bounds it (intervals are clipped to it);
+    ``features`` (features of a batch, score of two feature batches) lets :func:`compare_to` do
+    the per-map work of a reference once."""
+
+    name: str
+    label: str
+    function: Callable[..., np.ndarray]
+    score_direction: str = "higher"
+    score_range: tuple[float, float] = (-1.0, 1.0)
+    features: tuple[Callable[..., object], Callable[..., np.ndarray]] | None = None
+    source: str = "built-in"
+
+
+_BUILT_IN = (
+    MetricSpec("spearman_abs", "Spearman (absolute)",
+               lambda a, b, **kw: spearman(a, b, absolute=True, **kw),
+               features=(lambda m, **kw: _spearman_features(m, True, **kw),
+                         lambda a, b, **kw: _paired_ranks(a, b))),
+    MetricSpec("spearman", "Spearman (signed)",
+               lambda a, b, **kw: spearman(a, b, absolute=False, **kw),
+               features=(lambda m, **kw: _spearman_features(m, False, **kw),
+                         lambda a, b, **kw: _paired_ranks(a, b))),
+    MetricSpec("ssim", "SSIM", ssim),
+    MetricSpec("hog", "HOG similarity", hog_similarity, features=(_hog_features, _paired_hog)),
+    MetricSpec("cosine", "cosine", cosine),
+    MetricSpec("pearson", "Pearson", pearson),
+    MetricSpec("l2_distance", "L2 distance", l2_distance, "lower", (0.0, float("inf"))),
+)
+_METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _BUILT_IN}
+#: The built-in metrics.
+METRICS = tuple(spec.name for spec in _BUILT_IN)
+
+
+class _View(Mapping[str, object]):
+    """Metric name -> one field of its spec, for every metric registered now."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def __getitem__(self, name: str) -> object:
+        return getattr(_METRICS[name], self.field)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_METRICS)
+
+    def __len__(self) -> int:
+        return len(_METRICS)
+
+
+#: Metric name -> its label (a live view of the registry).
+METRIC_LABELS: Mapping[str, str] = _View("label")  # type: ignore[assignment]
+#: Metric name -> the range of its scores (intervals are clipped to it).
+METRIC_RANGES: Mapping[str, tuple[float, float]] = _View("score_range")  # type: ignore[assignment]
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every registered metric (built-ins first)."""
+    return tuple(_METRICS)
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The spec of metric ``name``; ValueError naming the valid choices."""
+    if name not in _METRICS:
+        raise ValueError(f"unknown metric {name!r}; valid choices: {', '.join(_METRICS)}")
+    return _METRICS[name]
+
+
+def lower_is_similar(metric: str) -> bool:
+    """Whether lower scores of ``metric`` mean more similar maps (a distance); False for a name
+    that is not a registered metric."""
+    return metric in _METRICS and _METRICS[metric].score_direction == "lower"
+
+
+def register_metric(name: str, function: Callable[..., np.ndarray], *, label: str | None = None,
+                    score_direction: str = "higher",
+                    score_range: tuple[float, float] = (-float("inf"), float("inf")),
+                    replace: bool = False) -> MetricSpec:
+    """Make ``function(a, b, **options) -> scores`` (two batches of maps (B, ...) in, one score
+    per image out, NaN where undefined) a metric called ``name``, usable wherever a built-in is
+    (``compare``, the randomization runner, ``check`` and ``--metrics``)."""
+    if score_direction not in ("higher", "lower"):
+        raise ValueError(f"score_direction must be 'higher' or 'lower', got {score_direction!r}")
+    if name in METRICS or (name in _METRICS and not replace):
+        raise ValueError(f"a metric {name!r} is registered already; choose another name"
+                         + ("" if name in METRICS else " or pass replace=True"))
+    spec = MetricSpec(name, label or name, function, score_direction, score_range,
+                      source="registered")
+    _METRICS[name] = spec
+    return spec
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric registered with :func:`register_metric` (built-ins stay)."""
+    if metric_spec(name).source != "registered":
+        raise ValueError(f"{name!r} is built in and cannot be unregistered")
+    del _METRICS[name]
 
 
 def compare(a: ArrayLike, b: ArrayLike, metric: str, **options: object) -> np.ndarray:
-    """Score per image under ``metric`` (one of :data:`METRICS`)."""
-    if metric not in _METRIC_FUNCTIONS:
-        raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
-    return _METRIC_FUNCTIONS[metric](a, b, **options)
-
-
-#: Metric -> (features of a batch of maps, score of two batches of features), for the metrics
-#: whose per-map work (ranks, HOG) is worth doing once per map when one reference is compared
-#: with many batches (:func:`compare_to`).
-_FEATURES: dict[str, tuple[Callable[..., object], Callable[..., np.ndarray]]] = {
-    "spearman_abs": (lambda m, **kw: _spearman_features(m, True, **kw),
-                     lambda a, b, **kw: _paired_ranks(a, b)),
-    "spearman": (lambda m, **kw: _spearman_features(m, False, **kw),
-                 lambda a, b, **kw: _paired_ranks(a, b)),
-    "hog": (_hog_features, _paired_hog),
-}
+    """Score per image under ``metric`` (a registered metric, :func:`metric_names`)."""
+    return np.asarray(metric_spec(metric).function(a, b, **options), dtype=np.float64)
 
 
 def compare_to(reference: ArrayLike, others: Sequence[ArrayLike], metric: str,
                **options: object) -> list[np.ndarray]:
     """``[compare(reference, other, metric) for other in others]``, with the reference's ranks or
     HOG features computed once (the same numbers, about half the work for those metrics)."""
-    if metric not in _FEATURES:
+    spec = metric_spec(metric)
+    if spec.features is None:
         return [compare(reference, other, metric, **options) for other in others]
-    features, paired = _FEATURES[metric]
+    features, paired = spec.features
     ref = None
     scores = []
     for other in others:

@@ -19,12 +19,15 @@ from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from sanitylib.infra.device import module_device
-from sanitylib.methods.saliency import DEFAULTS, baseline_batch, max_rows_per_pass
+from sanitylib.methods.gradients import baseline_batch, times_input
+from sanitylib.methods.registry import ALL_METHODS, method_spec
+from sanitylib.methods.saliency import max_rows_per_pass
 
 __all__ = ["STACKABLE", "stacked_explain"]
 
-#: The methods :func:`stacked_explain` computes (each copy's maps equal its own ``explain``).
-STACKABLE = ("gradient", "gradient_x_input", "integrated_gradients")
+#: The methods :func:`stacked_explain` computes (each copy's maps equal its own ``explain``):
+#: those whose spec is ``stackable``.
+STACKABLE = tuple(m for m in ALL_METHODS if method_spec(m).stackable)
 
 
 class _Stack:
@@ -70,7 +73,7 @@ def stacked_explain(models: Sequence[nn.Module], inputs: torch.Tensor, methods: 
         raise ValueError(f"stacked_explain cannot compute {refused}; valid choices: "
                          f"{', '.join(STACKABLE)}")
     options = options or {}
-    settings = {m: {**DEFAULTS, **options.get(m, {})} for m in methods}
+    settings = {m: method_spec(m).resolve(options.get(m)) for m in methods}
     k = len(models)
     device = module_device(models[0])
     x = inputs.detach().to(device)
@@ -87,7 +90,7 @@ def stacked_explain(models: Sequence[nn.Module], inputs: torch.Tensor, methods: 
         if method == "gradient":
             maps[method] = grads
         elif method == "gradient_x_input":
-            maps[method] = grads * x
+            maps[method] = times_input(grads, x, settings[method]["baseline"])  # type: ignore[arg-type]
         else:
             maps[method] = _stacked_ig(stack, x, targets, settings[method], per_pass)
     return ([{m: v[i].to(inputs.device) for m, v in maps.items()} for i in range(k)],
