@@ -30,12 +30,14 @@ def _seeds(text: str) -> list[int]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from sanitylib import __version__
     from sanitylib.checker.run import DEFAULT_METHODS
     from sanitylib.experiments.runner import DEFAULT_METRICS
     from sanitylib.methods.randomization import INITS, ORDERS
 
     top = argparse.ArgumentParser(prog="sanitylib", description="Sanity checks for saliency maps "
                                   "(Adebayo et al. 2018) on your own model.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("check", help="run the sanity checks and write a report")
     run.add_argument("model", help="path/to/file.py:function, torchvision:NAME, timm:NAME, a "
@@ -46,7 +48,12 @@ def parser() -> argparse.ArgumentParser:
                      "without it their library's pretrained weights are used")
     run.add_argument("--random-weights", action="store_true", help="check a torchvision:/timm: "
                      "architecture with random weights, never trained (the report says so)")
-    run.add_argument("--methods", type=_csv, default=list(DEFAULT_METHODS))
+    run.add_argument("--methods", type=_csv, default=list(DEFAULT_METHODS),
+                     help="registered methods, separated by commas")
+    run.add_argument("--import", dest="imports", action="append", default=[],
+                     metavar="MODULE", help="a module name or .py file to import first: where "
+                     "your own methods or metrics are registered (sanitylib.register_method, "
+                     "register_metric); repeatable")
     run.add_argument("--order", default="cascading", help=f"one of {', '.join(ORDERS)}")
     run.add_argument("--seeds", type=_seeds, default=[0])
     run.add_argument("--init", default="default", help=f"one of {', '.join(INITS)}")
@@ -94,6 +101,25 @@ def _weights_source(args: argparse.Namespace) -> str:
     return f"{library}'s pretrained weights" if library in ("torchvision", "timm") else "as built"
 
 
+def _import_plugins(names: Sequence[str]) -> None:
+    """Import each ``--import`` (a module name or a .py file) for what it registers."""
+    import importlib
+    import importlib.util
+
+    for name in names:
+        try:
+            if name.endswith(".py") or Path(name).is_file():
+                spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+                if spec is None or spec.loader is None or not Path(name).is_file():
+                    raise FileNotFoundError(f"no such file {name}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - whatever the module raises, in one line
+            raise ValueError(f"--import {name}: {type(error).__name__}: {error}") from None
+
+
 def _fail(message: str) -> int:
     print(f"sanitylib check: error: {message}", file=sys.stderr)
     return 2
@@ -112,6 +138,8 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         resolve_device(args.device)  # an unknown or absent device fails before any work
+        _import_plugins(args.imports)
+        validate(args.methods, args.order, args.init, args.metrics)
         for option, value in (("--max-inputs", args.max_inputs), ("--ig-steps", args.ig_steps),
                               ("--samples", args.samples)):
             if value < 1:
@@ -136,7 +164,6 @@ def _check(args: argparse.Namespace) -> int:
             raise ValueError(f"inputs of shape {tuple(inputs.shape[1:])} do not fit the model: "
                              f"{str(error).strip().splitlines()[0][:200]}") from None
         subject = prepare_model(model, probe, args.blocks, args.gradcam_layer, preprocess)
-        validate(args.methods, args.order, args.init, args.metrics)
         steps = step_names(subject, order=args.order)
         print(f"{subject.name}: {len(subject.blocks)} blocks, top to bottom: "
               f"{', '.join(subject.blocks)}; GradCAM layer: {subject.gradcam_layer}",

@@ -33,7 +33,7 @@ from sanitylib.methods.guided import UnguidedActivationError
 from sanitylib.methods.randomization import INITS, ORDERS, step_names
 from sanitylib.methods.registry import method_names, method_spec, options_for
 from sanitylib.methods.saliency import explain
-from sanitylib.methods.similarity import METRICS
+from sanitylib.methods.similarity import metric_names
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import is_torchscript
 from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
@@ -226,7 +226,8 @@ def finite_inputs(inputs: torch.Tensor) -> None:
 
 def validate(methods: Sequence[str], order: str, init: str, metrics: Sequence[str]) -> None:
     """Raise ValueError naming the valid choices for any unknown method, order, init or metric."""
-    for what, given, valid in (("method", methods, method_names()), ("metric", metrics, METRICS)):
+    for what, given, valid in (("method", methods, method_names()),
+                               ("metric", metrics, metric_names())):
         unknown = [g for g in given if g not in valid]
         if unknown:
             raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; valid choices: "
