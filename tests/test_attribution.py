@@ -18,7 +18,7 @@ from sanitylib.methods.attribution import (
 )
 from sanitylib.methods.registry import ALL_METHODS, LABELS, METHODS, options_for
 from sanitylib.methods.saliency import explain
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sanitylib.experiments.ceiling import (
     seed_ceiling,
 )
 from sanitylib.experiments.runner import baseline_table, summarize_scores
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def test_perturbed_moves_every_parameter_by_its_relative_size():

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 import sanitylib
-from sanitylib.checker.run import read_verdicts
+from sanitylib.checker.verdicts import read_verdicts
 from sanitylib.cli import main
 from sanitylib.models.discovery import discover_blocks, last_conv_layer
 from sanitylib.models.loading import ModelSpecError, load_model

@@ -18,7 +18,7 @@ from sanitylib.methods import quality
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import METHODS, explain, explain_methods, predicted_class
 from sanitylib.methods.similarity import compare
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device on this machine")

@@ -10,7 +10,7 @@ from skimage.filters import sobel as skimage_sobel
 
 from sanitylib.experiments import edges
 from sanitylib.methods import edges as detectors
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from sanitylib.experiments.followups import (
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import predicted_class
-from sanitylib.models.mnist import build
 from sanitylib.models.under_test import model_under_test
+from sanitylib.models.zoo import build
 
 
 @pytest.fixture

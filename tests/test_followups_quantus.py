@@ -22,7 +22,7 @@ from sanitylib.experiments.followups import emprt, random_logit, smprt
 from sanitylib.experiments.runner import randomization_run
 from sanitylib.methods.saliency import predicted_class
 from sanitylib.methods.similarity import ssim
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 quantus = pytest.importorskip("quantus", reason="quantus (test-only, requirements.lock) is not "
                                                 "installed: no peer cross-check")

@@ -12,7 +12,7 @@ from sanitylib.models.inception import (
     load_inception_v3,
     untrained_inception_v3,
 )
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def blocks(model):

@@ -20,7 +20,7 @@ from sanitylib.experiments.parameter_randomization import (
 from sanitylib.experiments.runner import baseline_table, randomization_run
 from sanitylib.methods.saliency import METHODS
 from sanitylib.models.inception import untrained_inception_v3
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def test_every_method_has_a_paper_finding_and_the_mlp_has_no_gradcam():

@@ -19,7 +19,7 @@ from sanitylib.methods.saliency import (
     explain_methods,
     predicted_class,
 )
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def small_cnn() -> nn.Module:

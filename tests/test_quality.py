@@ -12,8 +12,8 @@ from torch import nn
 
 from sanitylib.experiments import input_multiplier as quality
 from sanitylib.methods.saliency import explain
-from sanitylib.models.mnist import build
 from sanitylib.models.smooth import smooth
+from sanitylib.models.zoo import build
 
 
 class Square(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sanitylib import model_under_test
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 BLOCKS = {"cnn": {n: p[0] for n, p in model_under_test(build("cnn")).blocks.items()}}
 from sanitylib.methods.randomization import INITS, randomize

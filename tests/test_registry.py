@@ -163,3 +163,23 @@ def test_registration_refuses_what_would_be_ambiguous(plugin, tmp_path):
         sanitylib.unregister_method("wrong_shape")
     assert main(["check", "cnn", str(tmp_path), "--out", str(tmp_path / "r"), "--import",
                  "no_such_module_here"]) == 2
+
+
+def test_a_config_object_gives_the_keywords_run():
+    from sanitylib.experiments.runner import RandomizationConfig
+
+    model, x = MnistCNN().eval(), torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    config = RandomizationConfig(("gradient", "smoothgrad"), seeds=(0, 1), metrics=("ssim",),
+                                 options=options_for(["smoothgrad"], samples=2))
+    by_config = randomization_run(model, x, config, verbose=False).scores
+    by_keywords = randomization_run(model, x, ["gradient", "smoothgrad"], seeds=[0, 1],
+                                    metrics=["ssim"], options={"smoothgrad": {"samples": 2}},
+                                    verbose=False).scores
+    assert by_config.equals(by_keywords) and len(by_config) == 2 * 5 * 2 * 2
+    assert randomization_run(model, x, config, seeds=(3,), verbose=False).scores.seed.unique() == [3]
+    with pytest.raises(ValueError, match="unknown method 'gradients'; valid choices: gradient"):
+        RandomizationConfig(("gradients",))
+    with pytest.raises(ValueError, match="unknown target 'argmax'; valid choices: recompute, fixed"):
+        RandomizationConfig(("gradient",), target="argmax")
+    with pytest.raises(ValueError, match="unknown metric"):
+        RandomizationConfig(("gradient",), metrics=("ssim", "psnr"))

@@ -10,7 +10,7 @@ from sanitylib.methods.guided import activation_census
 from sanitylib.methods.registry import options_for
 from sanitylib.methods.saliency import METHODS, explain, predicted_class
 from sanitylib.models.inception import untrained_inception_v3
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def linear_model() -> nn.Linear:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from sanitylib.methods.randomization import randomize
-from sanitylib.models.mnist import build
 from sanitylib.models.smooth import LogSumExpPool2d, smooth
+from sanitylib.models.zoo import build
 
 
 def test_logsumexp_pooling_lies_between_max_minus_log_n_over_t_and_max():

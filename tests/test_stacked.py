@@ -10,7 +10,7 @@ from sanitylib.experiments.runner import randomization_run
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explain_and_predict
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 
 def copies() -> list[torch.nn.Module]:

@@ -19,10 +19,10 @@ from sanitylib.experiments.text import (
     class_flips,
     compare_models,
     data_randomization_claims,
-    perturbation_ceiling,
-    random_baseline,
     randomization_test,
     scaled_blocks,
+    text_perturbation_ceiling,
+    text_random_baseline,
     text_reading,
     token_ceiling,
 )
@@ -276,12 +276,12 @@ def test_randomization_test_scores(model, batch, tokenizer):
 def test_perturbation_ceiling_is_one_at_zero_and_falls_with_the_perturbation(model, batch,
                                                                               tokenizer):
     reference = reference_ids(batch, tokenizer)
-    exact = perturbation_ceiling(model, batch, reference, steps=8, relative=0.0, seeds=[0])
+    exact = text_perturbation_ceiling(model, batch, reference, steps=8, relative=0.0, seeds=[0])
     # 2 granularities, 4 methods, 3 metrics, 3 sentences.
     assert len(exact) == 2 * 4 * 3 * 3 and set(exact.seed) == {0}
     np.testing.assert_allclose(exact[exact.metric == "cosine"].value, 1.0, atol=1e-6)
     np.testing.assert_allclose(exact[exact.metric == "l2_distance"].value, 0.0, atol=1e-3)
-    cosine = {relative: perturbation_ceiling(model, batch, reference, steps=8, relative=relative,
+    cosine = {relative: text_perturbation_ceiling(model, batch, reference, steps=8, relative=relative,
                                              seeds=[0, 1]).query("metric == 'cosine'").value.mean()
               for relative in (1e-3, 0.5)}
     assert cosine[1e-3] > 0.99 > cosine[0.5]
@@ -291,8 +291,8 @@ def test_scaled_blocks_places_medians_and_means_of_the_randomized_blocks(model, 
                                                                          tokenizer):
     reference = reference_ids(batch, tokenizer)
     run = randomization_test(model, batch, reference, seeds=[0, 1], steps=8, verbose=False)
-    floor = random_baseline(batch.attention_mask, n=50)
-    ceiling = perturbation_ceiling(model, batch, reference, steps=8, seeds=[0])
+    floor = text_random_baseline(batch.attention_mask, n=50)
+    ceiling = text_perturbation_ceiling(model, batch, reference, steps=8, seeds=[0])
     scaled = scaled_blocks(run.scores, floor, token_ceiling(ceiling))
     # 2 statistics x 5 randomized blocks x 4 methods x 3 metrics, token level only.
     assert len(scaled) == 2 * 5 * 4 * 3 and "original" not in set(scaled.block)
@@ -310,8 +310,8 @@ def test_text_claims_nest_the_trials_in_the_sentences_and_read_the_class_flips(m
                                                                              tokenizer):
     reference = reference_ids(batch, tokenizer)
     run = randomization_test(model, batch, reference, seeds=[0, 1], steps=8, verbose=False)
-    floor = random_baseline(batch.attention_mask, n=50)
-    ceiling = token_ceiling(perturbation_ceiling(model, batch, reference, steps=8, seeds=[0]))
+    floor = text_random_baseline(batch.attention_mask, n=50)
+    ceiling = token_ceiling(text_perturbation_ceiling(model, batch, reference, steps=8, seeds=[0]))
     claims = cascading_claims(run.scores, floor, ceiling, run.steps, model="tiny")
     # Two methods (global and local IG) after the classifier and after every block.
     assert len(claims) == 4 and set(claims.method) == {"ig_global", "ig_local"}
@@ -338,7 +338,7 @@ def test_text_claims_nest_the_trials_in_the_sentences_and_read_the_class_flips(m
 
 
 def test_random_baseline_of_unit_maps():
-    table = random_baseline(torch.ones(4, 12, dtype=torch.long), n=200).set_index("metric")
+    table = text_random_baseline(torch.ones(4, 12, dtype=torch.long), n=200).set_index("metric")
     assert abs(table.loc["cosine", "mean"]) < 0.05
     assert table.loc["l2_distance", "mean"] == pytest.approx(np.sqrt(2), abs=0.05)
 

@@ -65,8 +65,8 @@ def test_changed_code_rebuilds_the_entry():
 
 
 def test_models_with_equal_weights_and_other_structure_have_other_keys():
-    from sanitylib.models.mnist import build as build_model
     from sanitylib.models.smooth import smooth
+    from sanitylib.models.zoo import build as build_model
 
     relu = build_model("cnn")
     soft = smooth(relu, beta=3.0)

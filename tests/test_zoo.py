@@ -9,9 +9,8 @@ import torch
 from sanitylib.experiments.architectures import dependence, study_protocols
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.methods.randomization import randomize
-from sanitylib.models.mnist import build
 from sanitylib.models.under_test import model_under_test
-from sanitylib.models.zoo import STUDY
+from sanitylib.models.zoo import STUDY, build
 
 
 @pytest.mark.parametrize("architecture", STUDY)

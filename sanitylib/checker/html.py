@@ -17,6 +17,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from sanitylib.checker.verdicts import VERDICT_MEANING
 from sanitylib.figures.plotting import METRIC_LABELS, mask_grid, similarity_curves
 from sanitylib.methods.registry import LABELS
 
@@ -120,8 +121,6 @@ def _weights_warning(report) -> str:
 
 def render(report) -> str:
     """The report as one HTML page."""
-    from sanitylib.checker.run import VERDICT_MEANING
-
     settings = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>"
                        for k, v in report.settings.items())
     refused = "".join(f"<li><b>{html.escape(LABELS.get(m, m))}</b>: {html.escape(why)}</li>"

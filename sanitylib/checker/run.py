@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.experiments.claims import similarity_reading
+from sanitylib.checker.html import render, write_report
+from sanitylib.checker.verdicts import ANSWERS, PRIMARY_METRIC, VERDICT_MEANING, read_verdicts
 from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS, against_random
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
@@ -39,48 +40,11 @@ from sanitylib.models.loading import is_torchscript
 from sanitylib.models.under_test import ModelUnderTest, built_in_defaults, model_under_test
 
 __all__ = ["DEFAULT_METHODS", "LOGITS_RULES", "CheckReport", "check",
-           "finite_inputs", "logits_model", "prepare_model", "read_verdicts", "runnable_methods",
+           "finite_inputs", "logits_model", "prepare_model", "runnable_methods",
            "validate"]
 
 DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
                    "guided_backprop", "gradcam", "guided_gradcam")
-#: What each verdict means, for the report.
-VERDICT_MEANING = {
-    "like random maps": "after the last step the 95 % interval of the mean similarity (over the "
-                        "inputs, seeds averaged within each input) lies wholly on the random side "
-                        "of the boundary: the maps are no more similar to the trained model's "
-                        "than two unrelated random maps, so the method is sensitive to the "
-                        "weights randomized (the test is passed)",
-    "still similar": "after the last step the interval lies wholly above the boundary: the maps "
-                     "remain recognisably similar to the trained model's and do not depend on "
-                     "what was randomized (the test is failed)",
-    "inconclusive": "the interval contains the boundary, or fewer than 3 inputs stand behind "
-                    "it: this run cannot tell; give more inputs",
-}
-
-#: The metric of the one-line answers (the paper's main metric).
-PRIMARY_METRIC = "spearman_abs"
-#: The one-line answer per verdict.
-ANSWERS = {
-    "like random maps": "passes: once the test has changed the model, its maps are no more like "
-                        "the trained model's than random maps, so they depend on what changed",
-    "still similar": "fails: its maps stay similar to the trained model's after the change, so "
-                     "they do not show what the model learned",
-    "inconclusive": "cannot tell from {n} inputs: give more inputs (--max-inputs) or seeds",
-}
-
-
-def read_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The book's decision rule (:func:`sanitylib.experiments.claims.similarity_reading`) on a
-    table of final similarities against the random band: ``verdict`` (one of
-    :data:`~sanitylib.experiments.claims.READINGS`), the ``boundary`` and the ``reason``."""
-    readings = [similarity_reading(r["low"], r["high"], int(r["n"]), r["random_mean"],
-                                   r["random_high"], metric=r["metric"])
-                for r in verdicts.to_dict("records")]
-    return verdicts.assign(verdict=[r[0] for r in readings], boundary=[r[1] for r in readings],
-                           reason=[r[2] for r in readings])
-
-
 @dataclass
 class CheckReport:
     """What :func:`check` found; ``write(folder)`` and ``to_html(path)`` save it."""
@@ -125,8 +89,6 @@ class CheckReport:
                 for r in rows.to_dict("records")]
 
     def to_html(self, path: str | Path) -> Path:
-        from sanitylib.checker.html import render
-
         path = Path(path)
         path.write_text(render(self), encoding="utf-8")
         return path
@@ -135,8 +97,6 @@ class CheckReport:
         """``report.html``, ``scores.csv`` and ``verdict.json`` in ``folder``, written to a
         temporary sibling folder first and renamed at the end, so an interrupted run leaves no
         report that looks complete."""
-        from sanitylib.checker.html import write_report
-
         return write_report(self, Path(folder))
 
 

@@ -36,7 +36,7 @@ from sanitylib.methods.randomization import randomize
 from sanitylib.methods.similarity import compare
 from sanitylib.models.efficientnet import untrained_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 ArrayLike = np.ndarray | torch.Tensor
 #: Metrics that compare magnitudes, and their options (SSIM on absolute maps: the code variant).

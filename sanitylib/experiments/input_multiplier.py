@@ -51,7 +51,7 @@ VARIANTS: dict[str, tuple[str, bool]] = {
 #: (local, global) pairs compared side by side.
 PAIRS = (("ig_local", "ig_global"), ("gradient", "gradient_x_input"),
          ("smoothgrad", "ig_smoothgrad"))
-LABELS = {"ig_local": "IG (local)", "ig_global": "IG (global, × (x − x0))",
+VARIANT_LABELS = {"ig_local": "IG (local)", "ig_global": "IG (global, × (x − x0))",
           "gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
           "smoothgrad": "SmoothGrad", "ig_smoothgrad": "IG-SmoothGrad (global)"}
 

@@ -29,7 +29,7 @@ from sanitylib.experiments.claims import (
     threshold_claims,
     verdict_list,
 )
-from sanitylib.experiments.input_multiplier import LABELS, PAIRS, VARIANTS
+from sanitylib.experiments.input_multiplier import PAIRS, VARIANT_LABELS, VARIANTS
 from sanitylib.experiments.parameter_randomization import AFTER_EVERY_BLOCK, CASCADING
 from sanitylib.infra.device import module_device
 from sanitylib.methods.similarity import METRIC_RANGES
@@ -88,13 +88,13 @@ def multiplier_claims(scores: pd.DataFrame, step: str, *, metric: str = "ssim",
         interval_summary(differences, ["model", "dataset", "method", "local"]), metric)
     claims = threshold_claims(
         summary, threshold=0.0, expected="above", chapter=chapter, test="Input multiplier",
-        source=f"{SOURCE}, Fig. 1", statement="{method}", labels=LABELS,
+        source=f"{SOURCE}, Fig. 1", statement="{method}", labels=VARIANT_LABELS,
         statistic=f"paired {METRIC_WORDS.get(metric, metric)} difference global - local after "
                   "every block is re-initialized", setting=setting(init=init))
     claims["claim"] = [
-        f"After every block of the {_model(r.model)} is re-initialized, {LABELS[r.method]} stays "
+        f"After every block of the {_model(r.model)} is re-initialized, {VARIANT_LABELS[r.method]} stays "
         f"more similar to the trained model's maps ({METRIC_WORDS.get(metric, metric)}) than "
-        f"{LABELS[local]}" for r, local in zip(claims.itertuples(), summary["local"])]
+        f"{VARIANT_LABELS[local]}" for r, local in zip(claims.itertuples(), summary["local"])]
     return claims
 
 
@@ -113,7 +113,7 @@ def rank_claims(scores: pd.DataFrame, floor: pd.DataFrame, step: str, *,
         statement="After every block of the {model} is re-initialized, {method}'s maps "
                   f"{{expectation}} ({METRIC_WORDS.get(metric, metric)})",
         statistic=AFTER_EVERY_BLOCK,
-        setting=setting(init=init), labels=LABELS)
+        setting=setting(init=init), labels=VARIANT_LABELS)
 
 
 def _per_image(quality: pd.DataFrame, metric: str, column: str) -> pd.DataFrame:
@@ -162,7 +162,7 @@ def quality_claims(quality: pd.DataFrame, first: str, last: str, *, init: str = 
     """
     ig = ("ig_local", "ig_global")
     common = {"chapter": chapter, "source": f"{SOURCE}, Table 1", "setting": setting(init=init),
-              "labels": LABELS}
+              "labels": VARIANT_LABELS}
     ends = quality[quality.block.isin([first, last])]
     higher = interval_summary(paired_differences(quality, first, "infidelity", [ig]),
                               ["model", "dataset", "method"]).assign(metric="infidelity")
@@ -173,7 +173,7 @@ def quality_claims(quality: pd.DataFrame, first: str, last: str, *, init: str = 
     claims = [
         threshold_claims(higher, threshold=0.0, expected="above", test=TABLE1_TESTS[0],
                          statement="On the trained {model}, {method}'s infidelity (its "
-                                   f"completeness error) is higher than {LABELS['ig_local']}'s",
+                                   f"completeness error) is higher than {VARIANT_LABELS['ig_local']}'s",
                          statistic="paired infidelity difference global - local, trained model",
                          **common),
         threshold_claims(rises, threshold=0.0, expected="above", test=TABLE1_TESTS[1],
@@ -209,7 +209,7 @@ def smoothing_claims(quality: pd.DataFrame, names: Sequence[str], *, chapter: st
         statement="Softplus and LogSumExp pooling lower {method}'s infidelity on the trained "
                   "{model} (log10 ratio smoothed / original below {threshold})",
         statistic="log10 ratio of infidelity, smoothed / original network (trained)",
-        labels=LABELS)
+        labels=VARIANT_LABELS)
 
 
 def multiplier_reading(summary: pd.DataFrame, steps: Sequence[str], claims: pd.DataFrame,
@@ -235,12 +235,12 @@ def multiplier_reading(summary: pd.DataFrame, steps: Sequence[str], claims: pd.D
 ({describe_n(int(n['n']), int(n['n_seeds']))}; ratio local/global {ratio:.2f}; Kokhlikyan et al.
 report about one half for Inception v3). Their Fig. 1 finds the global variant of each pair more
 similar to the trained model's maps than the local one. The claim that the per-image difference
-global − local of SSIM lies above 0: {verdict_list(own[own.test == 'Input multiplier'], LABELS)}.
+global − local of SSIM lies above 0: {verdict_list(own[own.test == 'Input multiplier'], VARIANT_LABELS)}.
 Spearman rank correlation of the signed maps (their Fig. 4) is {value('ig_local', 'spearman', top)}
 (local IG) and {value('ig_global', 'spearman', top)} (global IG) after re-initializing the top
 block ({top}) alone and {value('ig_local', 'spearman')} and {value('ig_global', 'spearman')} at
 the end. The paper finds it near zero for both variants; the claim that both become like random
-maps: {verdict_list(own[own.test == CASCADING], LABELS)}.
+maps: {verdict_list(own[own.test == CASCADING], VARIANT_LABELS)}.
 """
 
 
@@ -248,15 +248,15 @@ def _table1(claims: pd.DataFrame) -> str:
     """The three Table 1 claims of :func:`quality_claims` in words."""
     first, rises, steady = (claims[claims.test == test] for test in TABLE1_TESTS)
     return (f"(i) global IG's infidelity above local IG's on the trained network (paired "
-            f"difference above 0): {verdict_list(first, LABELS)}; (ii) local IG's infidelity rising "
+            f"difference above 0): {verdict_list(first, VARIANT_LABELS)}; (ii) local IG's infidelity rising "
             f"under full randomization (log10 ratio randomized / trained above 0): "
-            f"{verdict_list(rises, LABELS)}; (iii) max-sensitivity almost unchanged (log10 ratio below "
+            f"{verdict_list(rises, VARIANT_LABELS)}; (iii) max-sensitivity almost unchanged (log10 ratio below "
             f"log10 {SENSITIVITY_FACTOR:g} = {math.log10(SENSITIVITY_FACTOR):.2f}): "
-            f"{verdict_list(steady, LABELS)}.")
+            f"{verdict_list(steady, VARIANT_LABELS)}.")
 
 
 def _listing(values: Mapping[str, float], fmt: str) -> str:
-    return ", ".join(f"{LABELS[v]} {x:{fmt}}" for v, x in values.items())
+    return ", ".join(f"{VARIANT_LABELS[v]} {x:{fmt}}" for v, x in values.items())
 
 
 def quality_reading(quality_summary: pd.DataFrame, steps: Sequence[str], variants: Sequence[str],
@@ -320,7 +320,7 @@ def smoothing_reading(compare: pd.DataFrame, kinks: pd.DataFrame, names: Sequenc
 
     def rises(metric: str) -> str:
         methods = means.loc[metric].index.get_level_values("method").unique()
-        up = [f"{LABELS[m]} ({means[metric, m, original]:.3g} → {means[metric, m, smoothed]:.3g})"
+        up = [f"{VARIANT_LABELS[m]} ({means[metric, m, original]:.3g} → {means[metric, m, smoothed]:.3g})"
               for m in methods if means[metric, m, smoothed] > means[metric, m, original]]
         return ", ".join(up) or "no method"
 
@@ -336,7 +336,7 @@ Softplus.
 
 **Against the paper.** Kokhlikyan et al. report that infidelity "drops significantly" with
 Softplus and LogSumExp on Inception v3. The claim that the per-image log10 ratio of infidelity
-smoothed / original lies below 0 on the trained networks: {verdict_list(claims, LABELS)}. The mean over
+smoothed / original lies below 0 on the trained networks: {verdict_list(claims, VARIANT_LABELS)}. The mean over
 the digits
 rises under smoothing for: infidelity, {rises('infidelity')}; relative infidelity,
 {rises('relative_infidelity')}; max-sensitivity, {rises('max_sensitivity')}. Infidelity is in

@@ -8,6 +8,7 @@ model's weights, the inputs and every setting, so re-running a chapter is fast.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,10 @@ from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, compare_to, metric_spec, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
+
+__all__ = ["DEFAULT_METRICS", "TARGETS", "RandomizationConfig", "RandomizationRun", "band",
+           "baseline_table", "explain_cached", "method_code", "metric_code", "original_maps",
+           "pair_scores", "random_band", "randomization_run", "summarize_scores"]
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
@@ -80,33 +85,31 @@ class RandomizationRun:
     predictions: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
-def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str], order: str,
-               init: str, seed: int, blocks: Sequence[str] | None,
-               target: str | torch.Tensor, options: Mapping[str, Mapping[str, object]],
-               original: Mapping[str, object], stack: bool,
-               progress: Callable[[str], None] | None = None,
-               batchnorm: str = "kept", calibration: torch.Tensor | None = None
-               ) -> dict[str, object]:
+def _step_maps(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
+               seed: int, original: Mapping[str, object], stack: bool,
+               progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Explain the inputs under every randomization step of one seed (the cached unit); each
     step's predictions come with its maps (:func:`explain_and_predict`). With ``stack``, the
     methods of :data:`~sanitylib.methods.stacked.STACKABLE` run on all steps' models at once;
     ``progress(step)`` is called after each step."""
+    methods, options, target = config.methods, config.options, config.target
     fixed = target if isinstance(target, torch.Tensor) else \
         original["predictions"] if target == "fixed" else None
     stackable = [m for m in methods if m in STACKABLE] if stack else []
+    randomized_models = randomize(model, config.blocks, order=config.order, init=config.init,
+                                  seed=seed, batchnorm=config.batchnorm,
+                                  calibration=config.calibration, original=False,
+                                  copies=bool(stackable))
     if not stackable:
         steps: dict[str, dict[str, torch.Tensor]] = {}
         predictions: dict[str, torch.Tensor] = {}
-        for step, randomized in randomize(model, blocks, order=order, init=init, seed=seed,
-                                          batchnorm=batchnorm, calibration=calibration,
-                                          original=False, copies=False):
+        for step, randomized in randomized_models:
             steps[step], predictions[step] = explain_and_predict(
                 model.with_module(randomized), inputs, methods, fixed, options)
             if progress is not None:
                 progress(step)
         return {"steps": steps, "predictions": predictions}
-    models = dict(randomize(model, blocks, order=order, init=init, seed=seed,
-                            batchnorm=batchnorm, calibration=calibration, original=False))
+    models = dict(randomized_models)
     together, stacked_predictions = stacked_explain(list(models.values()), inputs, stackable,
                                                     fixed, options)
     rest = [m for m in methods if m not in stackable]
@@ -146,66 +149,109 @@ def _step_scores(steps: Mapping[str, Mapping[str, torch.Tensor]], step_names: Se
     return table[[c for c in table.columns if c not in fixed] + fixed]
 
 
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """What one model parameter randomization run computes, besides the model and its inputs
+    (Adebayo et al. 2018, Section 4).
+
+    Attributes:
+        methods: registered methods (:mod:`sanitylib.methods.registry`); the trained model's maps
+            are made once (:func:`original_maps`) and reused by every seed.
+        order, init, blocks: see :func:`sanitylib.methods.randomization.randomize`.
+        seeds: randomization seeds; every seed re-draws every block.
+        metrics: registered metrics (:mod:`sanitylib.methods.similarity`); none: maps only.
+        target: ``"recompute"`` explains each step's own argmax (the original code);
+            ``"fixed"`` keeps the trained model's predicted class; a tensor gives the class of
+            every input (as Quantus takes ``y_batch``), and the table's ``target`` says
+            ``"given"``.
+        options: per-method settings (:func:`sanitylib.methods.saliency.explain`).
+        metric_options: per-metric keyword options for :func:`sanitylib.methods.similarity.compare`.
+        batchnorm, calibration: what happens to batch-norm running statistics at each step
+            (:data:`sanitylib.methods.randomization.BATCHNORM`; ``calibration`` inputs for
+            ``reestimated``); the table's ``batchnorm`` column says which.
+    """
+
+    methods: tuple[str, ...]
+    order: str = "cascading"
+    init: str = "default"
+    seeds: tuple[int, ...] = (0,)
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    blocks: tuple[str, ...] | None = None
+    target: str | torch.Tensor = "recompute"
+    options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    metric_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    batchnorm: str = "kept"
+    calibration: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("methods", "seeds", "metrics"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.blocks is not None:
+            object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "options",
+                           {m: dict(o) for m, o in (self.options or {}).items()})
+        object.__setattr__(self, "metric_options",
+                           {m: dict(o) for m, o in (self.metric_options or {}).items()})
+        for method in self.methods:
+            method_spec(method)
+        for metric in self.metrics:
+            metric_spec(metric)
+        if isinstance(self.target, torch.Tensor):
+            if self.target.ndim != 1 or self.target.is_floating_point():
+                raise ValueError(f"target labels must be an integer tensor of shape (inputs,), "
+                                 f"got {tuple(self.target.shape)} {self.target.dtype}")
+        elif self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}; valid choices: {', '.join(TARGETS)}")
+
+    def seed_key(self, model: ModelUnderTest, inputs: torch.Tensor, seed: int) -> dict[str, object]:
+        """The cache key of one seed's maps."""
+        return {"model": model, "inputs": inputs, "methods": list(self.methods),
+                "order": self.order, "init": self.init, "seed": seed, "target": self.target,
+                "blocks": None if self.blocks is None else list(self.blocks),
+                "options": self.options, "batchnorm": self.batchnorm,
+                "calibration": self.calibration}
+
+
 def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
-                      methods: Sequence[str], *,
-                      order: str = "cascading", init: str = "default",
-                      seeds: Sequence[int] = (0,), metrics: Sequence[str] = DEFAULT_METRICS,
-                      blocks: Sequence[str] | None = None,
-                      target: str | torch.Tensor = "recompute",
-                      options: Mapping[str, Mapping[str, object]] | None = None,
+                      methods: Sequence[str] | RandomizationConfig, *,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
-                      metric_options: Mapping[str, Mapping[str, object]] | None = None,
                       verbose: bool = True, progress: Callable[[str], None] | None = None,
-                      stack: bool = False, batchnorm: str = "kept",
-                      calibration: torch.Tensor | None = None) -> RandomizationRun:
+                      stack: bool = False, **settings: object) -> RandomizationRun:
     """The model parameter randomization test for one model.
 
     Args:
         model, inputs: the trained model and the inputs to explain.
-        methods: names from :data:`sanitylib.saliency.METHODS`; the trained model's maps are
-            made once (:func:`original_maps`) and reused by every seed and order.
-        order, init, blocks: see :func:`sanitylib.randomization.randomize`.
-        seeds: randomization seeds; every seed re-draws every block.
-        metrics: names from :data:`sanitylib.similarity.METRICS`; none: maps only (``keep_maps``).
-        target: ``"recompute"`` explains each step's own argmax (the original code);
-            ``"fixed"`` keeps the trained model's predicted class; a tensor gives the class of
-            every input (as Quantus takes ``y_batch``); the table's ``target`` says ``"given"``.
-        options: per-method keyword options for :func:`sanitylib.saliency.explain`.
+        methods: the methods, with the rest of the :class:`RandomizationConfig` as keywords
+            (``order=``, ``seeds=``, ...), or a whole :class:`RandomizationConfig`.
         labels: constant columns for the table (e.g. ``{"model": "cnn", "dataset": "mnist"}``).
         keep_maps: keep the maps of this many first inputs for figures.
-        metric_options: per-metric keyword options for :func:`sanitylib.similarity.compare`.
         progress: called with each step's name once its maps exist (computed or cached).
         stack: explain all steps' models of a seed in one vectorized call for the methods of
             :data:`~sanitylib.methods.stacked.STACKABLE` (for small models on a large device;
             the maps are the same, so it is not part of the cache key). Off by default: on a
             CPU it does not pay (the passes already fill the cores).
-        batchnorm, calibration: what happens to batch-norm running statistics at each step
-            (:data:`sanitylib.methods.randomization.BATCHNORM`; ``calibration`` inputs for
-            ``reestimated``). The table's ``batchnorm`` column says which.
 
     Returns:
         A :class:`RandomizationRun` whose ``scores`` has one row per
         (seed, step, method, metric, image).
     """
-    if isinstance(target, torch.Tensor):
-        if target.shape != (len(inputs),) or target.is_floating_point():
-            raise ValueError(f"target labels must be an integer tensor of shape ({len(inputs)},), "
-                             f"got {tuple(target.shape)} {target.dtype}")
-    elif target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; valid choices: {', '.join(TARGETS)}")
-    options = {m: dict(o) for m, o in (options or {}).items()}
+    if isinstance(methods, RandomizationConfig):
+        config = dataclasses.replace(methods, **settings) if settings else methods
+    else:
+        config = RandomizationConfig(tuple(methods), **settings)  # type: ignore[arg-type]
+    if isinstance(config.target, torch.Tensor) and config.target.shape != (len(inputs),):
+        raise ValueError(f"target labels must be an integer tensor of shape ({len(inputs)},), "
+                         f"got {tuple(config.target.shape)} {config.target.dtype}")
     model = model_under_test(model)
-    names = step_names(model, blocks, order)
+    methods, metrics, options = config.methods, config.metrics, config.options
+    names = step_names(model, config.blocks, config.order)
     rows: list[pd.DataFrame] = []
     run = RandomizationRun(pd.DataFrame(), names)
-    original = original_maps(model, inputs, methods, options,
-                             target if isinstance(target, torch.Tensor) else None)
-    for seed in seeds:
-        key = {"model": model, "inputs": inputs, "methods": list(methods), "order": order,
-               "init": init, "seed": seed, "target": target, "blocks": blocks,
-               "options": options, "batchnorm": batchnorm, "calibration": calibration}
+    given = config.target if isinstance(config.target, torch.Tensor) else None
+    original = original_maps(model, inputs, methods, options, given)
+    for seed in config.seeds:
         if verbose:
-            print(f"  {order} / {init} / seed {seed}: {len(names)} steps x "
+            print(f"  {config.order} / {config.init} / seed {seed}: {len(names)} steps x "
                   f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
         done: list[str] = []
 
@@ -214,21 +260,22 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
             if progress is not None:
                 progress(step)
 
-        result = cached("explanations", key, lambda seed=seed: _step_maps(
-            model, inputs, methods, order, init, seed, blocks, target, options, original,
-            stack, step_done, batchnorm, calibration), code=method_code(methods))
+        result = cached("explanations", config.seed_key(model, inputs, seed),
+                        lambda seed=seed: _step_maps(model, inputs, config, seed, original, stack,
+                                                     step_done), code=method_code(methods))
         steps = {"original": original["maps"], **result["steps"]}
         for step in steps:  # the original and a cached seed's steps count as done now
             if step not in done and progress is not None:
                 progress(step)
-        columns = {**(labels or {}), "order": order, "init": init, "batchnorm": batchnorm,
-                   "target": "given" if isinstance(target, torch.Tensor) else target, "seed": seed}
+        columns = {**(labels or {}), "order": config.order, "init": config.init,
+                   "batchnorm": config.batchnorm,
+                   "target": "given" if given is not None else config.target, "seed": seed}
         if metrics:
             rows.append(cached("scores", {
                 "maps": steps, "steps": names, "metrics": list(metrics),
-                "metric_options": metric_options or {}, "columns": columns},
+                "metric_options": config.metric_options, "columns": columns},
                 lambda steps=steps, columns=columns: _step_scores(
-                    steps, names, methods, metrics, metric_options or {}, columns),
+                    steps, names, methods, metrics, config.metric_options, columns),
                 code=metric_code(metrics)))
         if keep_maps:
             run.maps[seed] = {s: {m: v[:keep_maps] for m, v in steps[s].items()} for s in steps}

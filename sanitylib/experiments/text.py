@@ -7,7 +7,7 @@ attribution over the embedding dimension to get one importance per token and nor
 L2 norm; randomize the model's blocks in cascade, top to bottom, with 10 trials per block, and
 compare each trial's explanations with the original ones by cosine similarity, Spearman rank
 correlation and Euclidean distance. (Infidelity and max-sensitivity: :mod:`sanitylib.experiments.text_quality`.)
-:func:`perturbation_ceiling` gives the other end of the scale, as on images
+:func:`text_perturbation_ceiling` gives the other end of the scale, as on images
 (:mod:`sanitylib.experiments.ceiling`): the same classifier with every weight moved by 0.1 %.
 
 - Attribution: Captum's ``LayerIntegratedGradients`` (Gauss-Legendre rule, the library's default)
@@ -40,28 +40,40 @@ from sanitylib.experiments.runner import TARGETS, random_band
 from sanitylib.infra.cache import cached
 from sanitylib.methods.randomization import randomize, step_names
 from sanitylib.methods.text import (
-    LABELS,
-    METRICS,
+    TEXT_LABELS,
+    TEXT_METRICS,
     compare_maps,
     explain_text,
     l2_normalise,
     normalised_maps,
-    predicted_class,
+    text_predicted_class,
 )
 from sanitylib.models.text import Batch, TextClassifier
 
-__all__ = ["CHAPTER", "PAPER_METHODS", "TextRandomizationRun", "cascading_claims", "class_flips",
-           "compare_models", "data_randomization_claims", "perturbation_ceiling", "random_baseline",
-           "randomization_test", "scaled_blocks", "score_table", "text_reading", "token_ceiling"]
+__all__ = [
+    "CHAPTER",
+    "PAPER_METHODS",
+    "TextRandomizationRun",
+    "cascading_claims",
+    "class_flips",
+    "compare_models",
+    "data_randomization_claims",
+    "randomization_test",
+    "scaled_blocks",
+    "score_table",
+    "text_perturbation_ceiling",
+    "text_random_baseline",
+    "text_reading",
+    "token_ceiling",
+]
 
-#: The code the text explanations depend on (part of their cache keys).
 CHAPTER = "08_text"
 #: The methods Kokhlikyan et al. test on text (their Figs. 3 and 12).
 PAPER_METHODS = ("ig_global", "ig_local")
 
 
 def score_table(a: Mapping[str, Mapping[str, np.ndarray]], b: Mapping[str, Mapping[str, np.ndarray]],
-                mask: torch.Tensor, metrics: Sequence[str] = METRICS,
+                mask: torch.Tensor, metrics: Sequence[str] = TEXT_METRICS,
                 labels: Mapping[str, object] | None = None) -> pd.DataFrame:
     """Tidy similarity of two :func:`normalised_maps` results: one row per granularity, method,
     metric and sentence."""
@@ -87,12 +99,12 @@ def _original(model: TextClassifier, batch: Batch, reference: torch.Tensor, step
     key = {"model": model, "inputs": _inputs(batch, reference), "steps": steps, "step": "original"}
     return cached("text_explanations", key, lambda: {
         "maps": normalised_maps(explain_text(model, batch, reference, steps), batch.attention_mask),
-        "predictions": predicted_class(model, batch)})
+        "predictions": text_predicted_class(model, batch)})
 
 
-def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
+def text_perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
                          steps: int = 20, relative: float = 1e-3, seeds: Sequence[int] = (0,),
-                         metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+                         metrics: Sequence[str] = TEXT_METRICS) -> pd.DataFrame:
     """How similar explanations of the same function are: the trained model's against those of
     copies with every weight ``p`` replaced by ``p * (1 + relative * N(0, 1))``
     (:func:`sanitylib.experiments.ceiling.perturbed`, one copy per seed), both for the trained
@@ -113,7 +125,7 @@ def perturbation_ceiling(model: TextClassifier, batch: Batch, reference: torch.T
 
 def token_ceiling(ceiling_scores: pd.DataFrame) -> pd.DataFrame:
     """The token-level ceiling per method and metric (:func:`~sanitylib.experiments.ceiling.
-    ceiling_table` of :func:`perturbation_ceiling`'s token rows): mean, 2.5-97.5 % band, counts."""
+    ceiling_table` of :func:`text_perturbation_ceiling`'s token rows): mean, 2.5-97.5 % band, counts."""
     return ceiling_table(ceiling_scores[ceiling_scores.granularity == "token"])
 
 
@@ -124,7 +136,7 @@ def scaled_blocks(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataFra
     the median, which the chapter reads (the similarity after the classifier is randomized is
     bimodal, a sign flip when the random classifier predicts the other class), and the mean.
 
-    ``scores``: :attr:`TextRandomizationRun.scores`; ``floor``: :func:`random_baseline`;
+    ``scores``: :attr:`TextRandomizationRun.scores`; ``floor``: :func:`text_random_baseline`;
     ``ceiling``: :func:`token_ceiling`. Tidy rows per (statistic, block, method, metric) with
     ``value``, ``floor``, ``ceiling``, ``position`` and ``verdict``."""
     token = scores[(scores.granularity == "token") & (scores.block != "original")]
@@ -156,7 +168,7 @@ def _seed_maps(model: TextClassifier, batch: Batch, reference: torch.Tensor, ste
                                       init=init, seed=seed):
         if step == "original":
             continue
-        predictions[step] = predicted_class(randomized, batch)
+        predictions[step] = text_predicted_class(randomized, batch)
         maps = normalised_maps(explain_text(randomized, batch, reference, steps, fixed),
                                batch.attention_mask)
         importance[step] = maps["token"]
@@ -169,7 +181,7 @@ def _seed_maps(model: TextClassifier, batch: Batch, reference: torch.Tensor, ste
 
 def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Tensor, *,
                        seeds: Sequence[int] = (0,), steps: int = 20, init: str = "xavier",
-                       target: str = "recompute", metrics: Sequence[str] = METRICS,
+                       target: str = "recompute", metrics: Sequence[str] = TEXT_METRICS,
                        verbose: bool = True) -> TextRandomizationRun:
     """Cascading parameter randomization (Kokhlikyan et al., Fig. 3 and Appendix B).
 
@@ -216,7 +228,7 @@ def randomization_test(model: TextClassifier, batch: Batch, reference: torch.Ten
     return run
 
 
-def random_baseline(mask: torch.Tensor, metrics: Sequence[str] = METRICS, n: int = 100,
+def text_random_baseline(mask: torch.Tensor, metrics: Sequence[str] = TEXT_METRICS, n: int = 100,
                     seed: int = 0) -> pd.DataFrame:
     """What each metric says about unrelated maps: pairs of independent standard normal token
     importances over the same sentences (same lengths), L2-normalised; mean and 2.5-97.5 % band."""
@@ -228,7 +240,7 @@ def random_baseline(mask: torch.Tensor, metrics: Sequence[str] = METRICS, n: int
 
 
 def compare_models(first: TextClassifier, second: TextClassifier, batch: Batch,
-                   reference: torch.Tensor, steps: int = 20, metrics: Sequence[str] = METRICS
+                   reference: torch.Tensor, steps: int = 20, metrics: Sequence[str] = TEXT_METRICS
                    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]],
                               pd.DataFrame]:
     """The data randomization test on text (Kokhlikyan et al., Appendix B, Fig. 12): explain the
@@ -264,7 +276,7 @@ def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.Data
     become unrelated to the trained model's once the classifier is re-initialized
     (``steps[1]``), and after every block (``steps[-1]``). Claims per method and step on
     ``metric`` over the sentences (:attr:`TextRandomizationRun.scores`), against the random band
-    ``floor`` (:func:`random_baseline`) and ``ceiling`` (:func:`token_ceiling`)."""
+    ``floor`` (:func:`text_random_baseline`) and ``ceiling`` (:func:`token_ceiling`)."""
     label = f"{model} on SST-2"
     return pd.concat([similarity_claims(
         _token_summary(scores[scores.block == block], model, metric, methods), floor,
@@ -273,7 +285,7 @@ def cascading_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.Data
         statement=f"{{method}}'s token importances {{expectation}} once {where} of {label} "
                   f"is re-initialized ({metric})",
         statistic=f"mean similarity after {where} is re-initialized", ceiling=ceiling,
-        setting=setting(target=target, init=init), labels=LABELS)
+        setting=setting(target=target, init=init), labels=TEXT_LABELS)
         for block, where in ((steps[1], "the classifier"), (steps[-1], "every block"))],
         ignore_index=True)
 
@@ -293,7 +305,7 @@ def data_randomization_claims(scores: pd.DataFrame, floor: pd.DataFrame, ceiling
                   f"importances for the one fine-tuned on permuted labels {{expectation}} "
                   f"({metric})",
         statistic="mean similarity, true- against permuted-label model", ceiling=ceiling,
-        setting=setting(), labels={m: LABELS[m] for m in methods})
+        setting=setting(), labels={m: TEXT_LABELS[m] for m in methods})
 
 
 def class_flips(run: TextRandomizationRun, block: str, metric: str = "cosine") -> pd.DataFrame:
@@ -328,13 +340,13 @@ def text_reading(claims: pd.DataFrame, flips: pd.DataFrame, scores: pd.DataFrame
         parts = [f"{means[method, kind]:+.2f} {word}" for kind, word in
                  ((True, "where the class flips"), (False, "where it does not"))
                  if (method, kind) in means.index]
-        return f"{LABELS[method]} " + " and ".join(parts)
+        return f"{TEXT_LABELS[method]} " + " and ".join(parts)
 
     embedding = scores[(scores.granularity == "embedding") & (scores.block == steps[-2])
                        & (scores.metric == "cosine")
                        & scores.method.isin(["ig_global", "gradient_x_input"])]
     below = interval_summary(embedding, ["method", "metric"])
-    unmultiplied = ", ".join(f"{LABELS[r.method]} {r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+    unmultiplied = ", ".join(f"{TEXT_LABELS[r.method]} {r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
                              for r in below.itertuples())
     n_text = (describe_n(int(below["n"].iloc[0]), int(below["n_seeds"].iloc[0]), "sentence")
               if len(below) else "no scores")
@@ -346,9 +358,9 @@ def text_reading(claims: pd.DataFrame, flips: pd.DataFrame, scores: pd.DataFrame
     return f"""
 **After the classifier alone** ({steps[1]}) is re-initialized, the claim that the token
 importances become like random ones (cosine, over the sentences with the trials nested):
-{verdict_list(first, LABELS, "sentence")}. **After every block**:
-{verdict_list(every, LABELS, "sentence")}. **Data randomization** (the model fine-tuned on
-permuted labels against the one fine-tuned on true labels): {verdict_list(data, LABELS, "sentence")}.
+{verdict_list(first, TEXT_LABELS, "sentence")}. **After every block**:
+{verdict_list(every, TEXT_LABELS, "sentence")}. **Data randomization** (the model fine-tuned on
+permuted labels against the one fine-tuned on true labels): {verdict_list(data, TEXT_LABELS, "sentence")}.
 
 Re-initializing the classifier alone flips the predicted class in {int(pairs.flipped.sum())} of
 {len(pairs)} trial × sentence pairs; the mean cosine is

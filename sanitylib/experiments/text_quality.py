@@ -28,10 +28,10 @@ from captum.metrics import infidelity, sensitivity_max
 from sanitylib.experiments.runner import TARGETS
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device
+from sanitylib.methods.frozen import explaining
 from sanitylib.methods.quality import infidelity_perturbation
 from sanitylib.methods.randomization import randomize
-from sanitylib.methods.saliency import explaining
-from sanitylib.methods.text import IG_VARIANTS, embed, predicted_class
+from sanitylib.methods.text import IG_VARIANTS, embed, text_predicted_class
 from sanitylib.models.text import Batch, TextClassifier
 
 
@@ -66,7 +66,7 @@ def evaluation_metrics(model: TextClassifier, batch: Batch, reference: torch.Ten
     mask = batch.attention_mask
     with explaining(model), torch.random.fork_rng():
         torch.manual_seed(seed)
-        target = predicted_class(model, batch) if target is None else target
+        target = text_predicted_class(model, batch) if target is None else target
         forward = forward_on_embeddings(model)
         x, x0 = embed(model, batch.input_ids), embed(model, reference)
         keep = mask.unsqueeze(-1).to(x.dtype)
@@ -111,7 +111,7 @@ def evaluation_by_block(model: TextClassifier, batch: Batch, reference: torch.Te
            "steps": steps, "init": init, "seed": seed, "target": target, "options": options}
 
     def build() -> pd.DataFrame:
-        fixed = predicted_class(model, batch) if target == "fixed" else None
+        fixed = text_predicted_class(model, batch) if target == "fixed" else None
         tables = []
         for step, (block, randomized) in enumerate(randomize(model,
                                                              init=init, seed=seed)):

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sanitylib.figures.style import page_size
-from sanitylib.methods.text import LABELS, METRIC_LABELS
+from sanitylib.methods.text import TEXT_LABELS, TEXT_METRIC_LABELS
 
 #: Width of one monospace character, in inches, at the font size below.
 _FONT_SIZE = 8.5
@@ -99,9 +99,9 @@ def similarity_boxes(scores: pd.DataFrame, steps: Sequence[str], methods: Sequen
                 ax.axhspan(band["low"], band["high"], color="0.85", zorder=0)
                 ax.axhline(band["mean"], color="0.5", linestyle="--", linewidth=0.8)
             if r == 0:
-                ax.set_title(LABELS.get(method, method), fontsize=9)
+                ax.set_title(TEXT_LABELS.get(method, method), fontsize=9)
             if c == 0:
-                ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+                ax.set_ylabel(TEXT_METRIC_LABELS.get(metric, metric), fontsize=8)
             ax.tick_params(labelsize=7)
     for ax in axes[-1]:
         ax.set_xticks(np.arange(len(steps)), [short_block(s) for s in steps], rotation=70)
@@ -122,10 +122,10 @@ def granularity_curves(scores: pd.DataFrame, steps: Sequence[str], methods: Sequ
                           & (scores.granularity == granularity)]
             means = rows.groupby("block")["value"].mean().reindex(steps)
             ax.plot(np.arange(len(steps)), means.to_numpy(), style, marker="o", markersize=3,
-                    color=f"C{i}", label=f"{LABELS.get(method, method)}, {granularity}")
+                    color=f"C{i}", label=f"{TEXT_LABELS.get(method, method)}, {granularity}")
     ax.axhline(0, color="0.6", linewidth=0.8)
     ax.set_xticks(np.arange(len(steps)), [short_block(s) for s in steps], rotation=70, fontsize=7)
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+    ax.set_ylabel(TEXT_METRIC_LABELS.get(metric, metric), fontsize=8)
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     if title:
         ax.set_title(title, fontsize=9)

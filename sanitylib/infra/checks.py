@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["expect", "expect_within"]
 
-def check(name: str, value: float, expected: float, tolerance: float) -> None:
+
+def expect(name: str, value: float, expected: float, tolerance: float) -> None:
     """Print ``name ≈ expected ± tolerance: ok``; raise AssertionError with the value otherwise."""
     if not (math.isfinite(value) and abs(value - expected) <= tolerance):
         raise AssertionError(f"{name} = {value:.4f}, expected {expected} ± {tolerance}")
     print(f"{name} ≈ {expected} ± {tolerance}: ok")
 
 
-def check_range(name: str, value: float, low: float, high: float) -> None:
+def expect_within(name: str, value: float, low: float, high: float) -> None:
     """Print ``name in [low, high]: ok``; raise AssertionError with the value otherwise."""
     if not (math.isfinite(value) and low <= value <= high):
         raise AssertionError(f"{name} = {value:.4f}, expected within [{low}, {high}]")

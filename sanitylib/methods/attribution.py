@@ -184,14 +184,12 @@ def unsupported_layers(model: nn.Module, example: torch.Tensor, method: str) -> 
 
 
 def _refuse_unsupported(model: nn.Module, x: torch.Tensor, method: str) -> None:
-    from sanitylib.methods.registry import LABELS  # the registry imports this module
-
     problems = unsupported_layers(model, x[:1], method)
     if problems:
         more = len(problems) - _SHOWN
         shown = problems[:_SHOWN] + [f"... and {more} more (all: unsupported_layers)"] * (more > 0)
         raise UnsupportedModelError(
-            f"{LABELS[method]} cannot run on {type(model).__name__}: {len(problems)} "
+            f"{method} cannot run on {type(model).__name__}: {len(problems)} "
             "layer(s) without a correct rule:\n  " + "\n  ".join(shown))
 
 

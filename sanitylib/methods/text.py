@@ -18,19 +18,32 @@ from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 from scipy import stats
 
 from sanitylib.infra.device import module_device
-from sanitylib.methods import saliency, similarity
-from sanitylib.methods.saliency import explaining
+from sanitylib.methods import similarity
+from sanitylib.methods.frozen import explaining, predicted_class
 from sanitylib.models.text import Batch, TextClassifier
 
-__all__ = ["GRANULARITIES", "IG_VARIANTS", "LABELS", "METHODS", "METRICS", "compare_maps",
-           "embed", "explain_text", "l2_normalise", "masked_spearman", "normalised_maps",
-           "predicted_class", "reference_ids", "token_importance"]
+__all__ = [
+    "GRANULARITIES",
+    "IG_VARIANTS",
+    "TEXT_LABELS",
+    "TEXT_METHODS",
+    "TEXT_METRICS",
+    "compare_maps",
+    "embed",
+    "explain_text",
+    "l2_normalise",
+    "masked_spearman",
+    "normalised_maps",
+    "reference_ids",
+    "text_predicted_class",
+    "token_importance",
+]
 
-METHODS = ("ig_global", "ig_local", "gradient", "gradient_x_input")
-LABELS = {"ig_global": "IG (global)", "ig_local": "IG (local)", "gradient": "Gradient",
+TEXT_METHODS = ("ig_global", "ig_local", "gradient", "gradient_x_input")
+TEXT_LABELS = {"ig_global": "IG (global)", "ig_local": "IG (local)", "gradient": "Gradient",
           "gradient_x_input": "Gradient ⊙ Input"}
-METRICS = ("cosine", "spearman", "l2_distance")
-METRIC_LABELS = {"cosine": "cosine similarity", "spearman": "Spearman rank correlation",
+TEXT_METRICS = ("cosine", "spearman", "l2_distance")
+TEXT_METRIC_LABELS = {"cosine": "cosine similarity", "spearman": "Spearman rank correlation",
                  "l2_distance": "Euclidean distance"}
 #: ``token``: importance per token (summed over the embedding dimension, the paper's choice);
 #: ``embedding``: the attribution of every embedding coordinate, not summed.
@@ -54,14 +67,14 @@ def embed(model: TextClassifier, input_ids: torch.Tensor) -> torch.Tensor:
         return model.bert.embeddings(input_ids=input_ids.to(module_device(model)))
 
 
-def predicted_class(model: TextClassifier, batch: Batch) -> torch.Tensor:
-    """The argmax logit of ``model`` for each sentence (:func:`sanitylib.methods.saliency.predicted_class`)."""
-    return saliency.predicted_class(model, batch.input_ids, batch.attention_mask)
+def text_predicted_class(model: TextClassifier, batch: Batch) -> torch.Tensor:
+    """The argmax logit of ``model`` for each sentence (:func:`sanitylib.methods.frozen.predicted_class`)."""
+    return predicted_class(model, batch.input_ids, batch.attention_mask)
 
 
 def explain_text(model: TextClassifier, batch: Batch, reference: torch.Tensor, steps: int = 20,
                  target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Embedding-space attributions ``{method: (B, T, D)}`` for every method of :data:`METHODS`.
+    """Embedding-space attributions ``{method: (B, T, D)}`` for every method of :data:`TEXT_METHODS`.
 
     ``target``: the class explained per sentence; None explains each sentence's argmax under
     ``model``. Padding positions are zero. The passes run on the model's device, the maps come
@@ -71,7 +84,7 @@ def explain_text(model: TextClassifier, batch: Batch, reference: torch.Tensor, s
     batch, reference = batch.to(device), reference.to(device)
     target = None if target is None else torch.as_tensor(target).to(device)
     with explaining(model):
-        target = predicted_class(model, batch) if target is None else target
+        target = text_predicted_class(model, batch) if target is None else target
         mask = batch.attention_mask
         forward = lambda ids, m: model(ids, m)  # Captum wants a plain callable
         lig = LayerIntegratedGradients(forward, model.bert.embeddings, multiply_by_inputs=False)
@@ -84,7 +97,7 @@ def explain_text(model: TextClassifier, batch: Batch, reference: torch.Tensor, s
         maps = {"ig_global": local * (x - x0), "ig_local": local, "gradient": gradient,
                 "gradient_x_input": gradient * x}
     keep = mask.unsqueeze(-1).to(x.dtype)
-    return {m: (maps[m] * keep).detach().to(home) for m in METHODS}
+    return {m: (maps[m] * keep).detach().to(home) for m in TEXT_METHODS}
 
 
 def l2_normalise(maps: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -137,8 +150,8 @@ def compare_maps(a: np.ndarray, b: np.ndarray, mask: torch.Tensor | np.ndarray, 
     Cosine and Euclidean distance come from :mod:`sanitylib.methods.similarity` (padding is zero in
     both maps, so it adds nothing); Spearman is :func:`masked_spearman` over the real tokens.
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(METRICS)}")
+    if metric not in TEXT_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid choices: {', '.join(TEXT_METRICS)}")
     if metric == "spearman":
         m = np.asarray(mask, dtype=bool)
         m = np.broadcast_to(m.reshape(m.shape + (1,) * (a.ndim - 2)), a.shape)

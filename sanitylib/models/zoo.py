@@ -27,10 +27,10 @@ import math
 import torch
 from torch import nn
 
-from sanitylib.models.mnist import MnistCNN
+from sanitylib.models.mnist import ARCHITECTURES, MLP, MnistCNN
 from sanitylib.models.under_test import KNOWN_ARCHITECTURES, architecture_key
 
-__all__ = ["STUDY", "CNNBatchNorm", "SmallResNet", "SmallViT", "build_study"]
+__all__ = ["STUDY", "CNNBatchNorm", "SmallResNet", "SmallViT", "build", "build_study"]
 
 #: The architectures of the study, in the order the book shows them.
 STUDY = ("cnn", "mlp", "cnn_bn", "resnet_bn", "resnet_bn_relu6", "vit")
@@ -185,6 +185,20 @@ class SmallViT(nn.Module):
         for i in range(self.depth):
             x = getattr(self, f"block{i}")(x)
         return self.logits(self.norm(x).mean(dim=1))
+
+
+def build(architecture: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
+    """A freshly initialized network by name: the paper's CNN or MLP
+    (:mod:`sanitylib.models.mnist`) or a network of the architecture study (Inception v3 and
+    EfficientNet-Lite0: :mod:`sanitylib.models.loading`)."""
+    if architecture == "cnn":
+        return MnistCNN(in_channels, num_classes)
+    if architecture == "mlp":
+        return MLP(in_channels * 28 * 28, num_classes)
+    if architecture in STUDY:
+        return build_study(architecture, in_channels, num_classes)
+    raise ValueError(f"unknown architecture {architecture!r}; valid choices: "
+                     f"{', '.join(dict.fromkeys((*ARCHITECTURES, *STUDY)))}")
 
 
 def build_study(architecture: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
