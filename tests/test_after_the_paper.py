@@ -55,13 +55,13 @@ def test_book_tests_read_the_chapters_results_and_leave_out_missing_ones(tmp_pat
     pd.DataFrame({"metric": ["spearman_abs"], "mean": [0.0], "model": [np.nan],
                   "dataset": [np.nan]}).to_csv(tmp_path / "cascading" / "baseline.csv",
                                                index=False)
-    table = book_tests(tmp_path)
+    table = book_tests(root=tmp_path)
     assert len(table) == 1
     row = table.iloc[0]
     assert (row.test, row.method, row["mean"], row.floor) == ("parameter_randomization",
                                                              "gradient", 0.1, 0.0)
     assert np.isnan(row.ceiling)  # the ceiling comes from the perturbation ceiling later
-    assert book_tests(tmp_path / "nothing").empty
+    assert book_tests(root=tmp_path / "nothing").empty
 
 
 def test_the_recommendation_names_who_passes_and_who_fails():
@@ -171,7 +171,7 @@ def test_class_reading_sets_the_recomputed_class_beside_the_fixed_one(tmp_path):
 
     scores = followup_scores()
     claims = followup_claims(scores, followup_summary(scores), *references())
-    assert "not in this results folder" in class_reading(claims, tmp_path, "cnn", "mnist", 4, [0])
+    assert "not in this results folder" in class_reading(claims, "cnn", "mnist", 4, [0], root=tmp_path)
     (tmp_path / "cascading").mkdir()
     pd.DataFrame({"model": "cnn", "dataset": "mnist", "order": "cascading",
                   "method": ["gradient", "guided_backprop"], "metric": "spearman_abs",
@@ -182,7 +182,7 @@ def test_class_reading_sets_the_recomputed_class_beside_the_fixed_one(tmp_path):
                   for m, v in (("gradient", 0.04), ("guided_backprop", 0.4))
                   for s in (0, 1, 2) for i in range(16)]).to_csv(
         tmp_path / "cascading" / "scores.csv", index=False)
-    text = class_reading(claims, tmp_path, "cnn", "mnist", 4, [0, 1])
+    text = class_reading(claims, "cnn", "mnist", 4, [0, 1], root=tmp_path)
     assert "ends at Gradient 0.05, Guided BackProp 0.42 (16 images × 3 seeds)" in text
     assert "On the same 4 images and seeds (0, 1) the cascading chapter's numbers are " \
            "Gradient 0.04, Guided BackProp 0.40" in text

@@ -69,7 +69,10 @@ def test_chapter_titles_and_missing_claims(tmp_path) -> None:
         {"cell_type": "markdown", "source": ["# Cascading randomization\n", "text"]}]}))
     assert chapter_titles(notebooks) == {"02_cascading": "Cascading randomization"}
     results = tmp_path / "results"
-    for folder in ("cascading", "edges", "findings", "check"):
+    for folder in ("cascading", "edges", "findings", "check", "smoothness"):
         (results / folder).mkdir(parents=True)
+        (results / folder / "summary.csv").write_text("mean\n")
     (results / "cascading" / "claims.csv").write_text("claim\n")
+    (results / "input_multiplier").mkdir()
+    (results / "input_multiplier" / "claims.csv").write_text("claim\n")
     assert missing_claims(results) == ["edges"]

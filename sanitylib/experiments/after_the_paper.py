@@ -29,6 +29,7 @@ from sanitylib.experiments.parameter_randomization import (
     method_options,
 )
 from sanitylib.experiments.runner import summarize_scores
+from sanitylib.experiments.tables import read_result
 from sanitylib.methods.registry import ALL_METHODS, LABELS
 from sanitylib.models.training import TrainConfig, train
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
@@ -42,7 +43,6 @@ __all__ = [
     "followup_summary",
     "load_subjects",
     "method_settings",
-    "read_results",
     "recommendation",
     "recommendation_table",
     "scaled_summary",
@@ -96,14 +96,10 @@ def scaled_summary(summary: pd.DataFrame, floor: pd.DataFrame, ceiling: pd.DataF
     return table
 
 
-def read_results(root: Path, folder: str, name: str) -> pd.DataFrame | None:
-    path = root / folder / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
-
-
-def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
-               metric: str = "spearman_abs") -> pd.DataFrame:
-    """The original tests of the book for ``model`` on ``dataset`` as read from ``results/``
+def book_tests(model: str = "cnn", dataset: str = "mnist", metric: str = "spearman_abs", *,
+               root: Path | None = None) -> pd.DataFrame:
+    """The original tests of the book for ``model`` on ``dataset`` as read from the results
+    folder (``root``, default ``results/``; :func:`sanitylib.experiments.tables.read_result`)
     (rows of test, method, mean and, where the chapter measured them, floor and ceiling):
 
     - ``parameter_randomization``: the cascading chapter's last step;
@@ -116,7 +112,7 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
     A chapter that has not run leaves its rows out, never guessed.
     """
     rows: list[pd.DataFrame] = []
-    summary, base = read_results(root, "cascading", "summary"), read_results(root, "cascading", "baseline")
+    summary, base = read_result("cascading/summary", root), read_result("cascading/baseline", root)
     random_floor = np.nan
     if summary is not None and base is not None:
         part = summary[(summary.model == model) & (summary.dataset == dataset)
@@ -127,9 +123,9 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
         random_floor = float(floor["mean"].iloc[0]) if len(floor) else np.nan
         rows.append(part[["method", "mean"]].assign(test="parameter_randomization",
                                                     floor=random_floor))
-    summary = read_results(root, "data_randomization", "summary")
-    base = read_results(root, "data_randomization", "baseline")
-    seeds = read_results(root, "data_randomization", "seed_ceiling")
+    summary = read_result("data_randomization/summary", root)
+    base = read_result("data_randomization/baseline", root)
+    seeds = read_result("data_randomization/seed_ceiling", root)
     if summary is not None and base is not None:
         part = summary[(summary.model == model) & (summary.dataset == dataset)
                        & (summary.metric == metric)][["method", "mean"]]
@@ -142,7 +138,7 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
             part = part.merge(seeds[["method", "mean"]].rename(columns={"mean": "ceiling"}),
                               on="method", how="left")
         rows.append(part)
-    edges = read_results(root, "edges", "summary")
+    edges = read_result("edges/summary", root)
     if edges is not None:
         part = edges[(edges.model == model) & (edges.dataset == dataset)
                      & (edges.metric == metric) & (edges.detector == "sobel")]
@@ -150,7 +146,7 @@ def book_tests(root: Path, model: str = "cnn", dataset: str = "mnist",
             part = part[part.variant == "trained"]
         rows.append(part[["method", "mean"]].assign(test="edges", floor=random_floor,
                                                     ceiling=1.0))
-    quality = read_results(root, "input_multiplier", "quality_summary")
+    quality = read_result("input_multiplier/quality_summary", root)
     if quality is not None:
         part = quality[(quality.metric == "relative_infidelity") & (quality.step == 0)]
         part = part.assign(method=part.method.replace({"ig_global": "integrated_gradients"}))

@@ -40,6 +40,7 @@ import pandas as pd
 from sanitylib.experiments.ceiling import CUTOFFS
 from sanitylib.experiments.imagenet import NETWORK_LABELS
 from sanitylib.experiments.intervals import CONFIDENCE, UNITS, interval_summary
+from sanitylib.experiments.tables import CLAIM_COLUMNS, read_result, result_tables, write_result
 from sanitylib.methods.similarity import lower_is_similar
 
 __all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT",
@@ -52,10 +53,8 @@ __all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEP
 VERDICTS = ("agrees", "differs", "inconclusive")
 #: Fewer independent observations than this cannot decide a claim.
 MIN_INDEPENDENT = 3
-#: Every claim's fields, in the order of ``claims.csv``.
-COLUMNS = ["claim", "source", "chapter", "test", "model", "dataset", "method", "metric",
-           "setting", "statistic", "n_images", "n_seeds", "estimate", "low", "high", "floor",
-           "floor_high", "ceiling", "boundary", "expected", "verdict", "reason"]
+#: Every claim's fields, in the order of a chapter's claims table.
+COLUMNS = list(CLAIM_COLUMNS)
 #: How the claims name the book's models.
 MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", "cnn_bn": "CNN + batch norm",
                 "resnet_bn": "ResNet (ReLU)", "resnet_bn_relu6": "ResNet (ReLU6)",
@@ -290,25 +289,24 @@ def threshold_claims(summary: pd.DataFrame, *, threshold: float | str, expected:
     return claims_frame(records)
 
 
-def write_claims(claims: pd.DataFrame | Sequence[pd.DataFrame], folder: str) -> Path:
-    """Write a chapter's claims as ``results/<folder>/claims.csv``."""
-    from sanitylib.infra.results import write_table
-
+def write_claims(claims: pd.DataFrame | Sequence[pd.DataFrame], folder: str) -> None:
+    """Write a chapter's claims as its results table ``<folder>/claims``
+    (:func:`sanitylib.experiments.tables.write_result`)."""
     if not isinstance(claims, pd.DataFrame):
         claims = pd.concat([c for c in claims if len(c)], ignore_index=True) \
             if any(len(c) for c in claims) else claims_frame([])
-    return write_table(claims_frame(claims), folder, "claims")
+    write_result(claims_frame(claims), f"{folder}/claims")
 
 
-def collect_claims(root: Path) -> pd.DataFrame:
-    """Every chapter's ``claims.csv`` under ``root`` (the ``results/`` folder) in one table,
-    in chapter order (the findings page's own folder is left out)."""
+def collect_claims(root: Path | None = None) -> pd.DataFrame:
+    """Every chapter's claims table under ``root`` (default: the results folder) in one table,
+    in chapter order (the findings page's own is left out)."""
     text = ["claim", "source", "chapter", "test", "model", "dataset", "method", "metric",
             "setting", "statistic", "expected", "verdict", "reason"]
-    tables = [pd.read_csv(path, dtype={c: str for c in text}, keep_default_na=False,
-                          na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in text})
-              for path in sorted(Path(root).glob("*/claims.csv"))
-              if path.parent.name != "findings"]
+    read = [read_result(t.key, root, dtype={c: str for c in text}, keep_default_na=False,
+                        na_values={c: ["", "nan", "NaN"] for c in COLUMNS if c not in text})
+            for t in result_tables() if t.name == "claims" and t.folder != "findings"]
+    tables = [t for t in read if t is not None]
     if not tables:
         return claims_frame([])
     table = claims_frame(pd.concat(tables, ignore_index=True))

@@ -23,18 +23,16 @@ from sanitylib.experiments.claims import (
     describe_n,
     without_map_settings,
 )
+from sanitylib.experiments.tables import result_tables
 
-__all__ = ["COLOURS", "NO_CLAIMS", "TESTS_PER_TABLE", "chapter_titles", "matrix_html", "meaning", "missing_claims",
-           "verdict_matrix"]
+__all__ = ["COLOURS", "FINDINGS_CHAPTER", "TESTS_PER_TABLE", "chapter_titles", "matrix_html",
+           "meaning", "missing_claims", "verdict_matrix"]
 
 #: Background of each verdict in the matrix ("mixed": the cell's claims disagree).
 COLOURS = {"agrees": "#d8efd3", "differs": "#f6cfc9", "inconclusive": "#e6e6e6",
            "mixed": "#fbeab0"}
-#: Results folders without claims of their own: this page; the demonstration of
-#: ``sanitylib check`` on two models (its verdicts are about the report, not the papers); the
-#: smoothed network of the input-multiplier chapter, whose claims that chapter writes with its
-#: own (``input_multiplier/claims.csv``).
-NO_CLAIMS = ("findings", "check", "smoothness")
+#: The findings page: it collects the other chapters' claims.
+FINDINGS_CHAPTER = "09_findings"
 
 
 #: The book's notebooks (beside the library in a checkout).
@@ -54,11 +52,14 @@ def chapter_titles(notebooks: Path = NOTEBOOKS) -> dict[str, str]:
     return titles
 
 
-def missing_claims(root: Path) -> list[str]:
-    """Results folders of chapters that ran but wrote no ``claims.csv`` (every chapter with
-    results must state what they show)."""
-    return sorted(p.name for p in Path(root).iterdir()
-                  if p.is_dir() and p.name not in NO_CLAIMS and not (p / "claims.csv").exists())
+def missing_claims(root: Path | None = None) -> list[str]:
+    """Chapters that wrote results under ``root`` (default: the results folder) but no claims
+    table, by that table's folder (every chapter with results must state what they show)."""
+    tables = [t for t in result_tables() if t.chapter != FINDINGS_CHAPTER]
+    claims = {t.chapter: t for t in tables if t.name == "claims"}
+    ran = {t.chapter for t in tables if t.path(root).exists()}
+    return sorted(claims[c].folder if c in claims else c for c in ran
+                  if c not in claims or not claims[c].path(root).exists())
 
 
 def _cell(group: pd.DataFrame) -> dict[str, object]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sanitylib.experiments.after_the_paper import final_scores, read_results
+from sanitylib.experiments.after_the_paper import final_scores
 from sanitylib.experiments.ceiling import CUTOFFS
 from sanitylib.experiments.claims import (
     MODEL_LABELS,
@@ -32,6 +32,7 @@ from sanitylib.experiments.parameter_randomization import (
     EXPECTATIONS,
     SOURCE,
 )
+from sanitylib.experiments.tables import read_result
 from sanitylib.methods.registry import LABELS
 
 __all__ = ["CHAPTER", "class_reading", "emprt_claims", "followup_claims", "random_logit_reading"]
@@ -193,14 +194,15 @@ def random_logit_reading(claims: pd.DataFrame, labels: Mapping[str, str] = LABEL
     return "\n".join(lines)
 
 
-def class_reading(claims: pd.DataFrame, root: Path, model: str, dataset: str,
-                  images: int, seeds: Sequence[int], labels: Mapping[str, str] = LABELS) -> str:
+def class_reading(claims: pd.DataFrame, model: str, dataset: str, images: int,
+                  seeds: Sequence[int], labels: Mapping[str, str] = LABELS, *,
+                  root: Path | None = None) -> str:
     """Why this chapter's top-down numbers differ from the cascading chapter's: there the class
     explained is recomputed after every step, here the trained model's class is kept. Reads
     02's ``verdict.csv`` (its last step on ``metric`` spearman_abs) and ``scores.csv``, the
     latter restricted to this chapter's first ``images`` inputs and its ``seeds``, so that what
     remains between the two numbers is the class explained."""
-    verdicts, scores = read_results(root, "cascading", "verdict"), read_results(root, "cascading", "scores")
+    verdicts, scores = read_result("cascading/verdict", root), read_result("cascading/scores", root)
     ours = claims[(claims.test == CASCADING) & (claims.model == model)]
     if verdicts is None or ours.empty:
         return ("The cascading chapter's results are not in this results folder: its numbers "

@@ -1,13 +1,12 @@
-"""Where chapters write their numbers: tidy CSV files under ``results/``."""
+"""Where chapters write their numbers: the ``results/`` folder (its tables are declared in
+:mod:`sanitylib.experiments.tables`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pandas as pd
-
-__all__ = ["results_dir", "write_table"]
+__all__ = ["results_dir"]
 
 
 def results_dir(chapter: str | None = None) -> Path:
@@ -15,11 +14,4 @@ def results_dir(chapter: str | None = None) -> Path:
     root = Path(os.environ.get("SANITYLIB_RESULTS") or "results")
     path = root / chapter if chapter else root
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def write_table(table: pd.DataFrame, chapter: str, name: str) -> Path:
-    """Write ``table`` as ``results/<chapter>/<name>.csv`` (one header row, no index)."""
-    path = results_dir(chapter) / f"{name}.csv"
-    table.to_csv(path, index=False)
     return path
