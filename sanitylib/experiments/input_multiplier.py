@@ -38,6 +38,7 @@ from sanitylib.methods.quality import (
     max_sensitivity_scores,
 )
 from sanitylib.methods.randomization import randomize
+from sanitylib.methods.registry import LABELS
 from sanitylib.methods.saliency import explain, predicted_class
 from sanitylib.models.smooth import smooth
 from sanitylib.models.training import TrainedModel, accuracy, fit
@@ -52,8 +53,8 @@ VARIANTS: dict[str, tuple[str, bool]] = {
 PAIRS = (("ig_local", "ig_global"), ("gradient", "gradient_x_input"),
          ("smoothgrad", "ig_smoothgrad"))
 VARIANT_LABELS = {"ig_local": "IG (local)", "ig_global": "IG (global, × (x − x0))",
-          "gradient": "Gradient", "gradient_x_input": "Gradient ⊙ Input",
-          "smoothgrad": "SmoothGrad", "ig_smoothgrad": "IG-SmoothGrad (global)"}
+                  **{m: LABELS[m] for m in ("gradient", "gradient_x_input", "smoothgrad")},
+                  "ig_smoothgrad": "IG-SmoothGrad (global)"}
 
 def variant_options(ig_steps: int, samples: int, seed: int = 0
                     ) -> dict[str, tuple[str, dict[str, object]]]:

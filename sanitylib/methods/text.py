@@ -20,6 +20,7 @@ from scipy import stats
 from sanitylib.infra.device import module_device
 from sanitylib.methods import similarity
 from sanitylib.methods.frozen import explaining, predicted_class
+from sanitylib.methods.registry import LABELS
 from sanitylib.models.text import Batch, TextClassifier
 
 __all__ = [
@@ -40,11 +41,11 @@ __all__ = [
 ]
 
 TEXT_METHODS = ("ig_global", "ig_local", "gradient", "gradient_x_input")
-TEXT_LABELS = {"ig_global": "IG (global)", "ig_local": "IG (local)", "gradient": "Gradient",
-          "gradient_x_input": "Gradient ⊙ Input"}
+TEXT_LABELS = {"ig_global": "IG (global)", "ig_local": "IG (local)",
+               **{m: LABELS[m] for m in ("gradient", "gradient_x_input")}}
 TEXT_METRICS = ("cosine", "spearman", "l2_distance")
 TEXT_METRIC_LABELS = {"cosine": "cosine similarity", "spearman": "Spearman rank correlation",
-                 "l2_distance": "Euclidean distance"}
+                      "l2_distance": "Euclidean distance"}
 #: ``token``: importance per token (summed over the embedding dimension, the paper's choice);
 #: ``embedding``: the attribution of every embedding coordinate, not summed.
 GRANULARITIES = ("token", "embedding")
