@@ -16,6 +16,15 @@ export PYTHONHASHSEED := 0
 ifdef DEVICE
 export SANITYLIB_DEVICE := $(DEVICE)
 endif
+# Where the seeds of a randomization run go: `make book WORKERS=2` (a local Dask cluster of 2
+# worker processes) or `make book SCHEDULER=tcp://host:8786` (a running Dask scheduler whose
+# workers see this checkout's cache); serial by default (sanitylib.infra.executor).
+ifdef WORKERS
+export SANITYLIB_WORKERS := $(WORKERS)
+endif
+ifdef SCHEDULER
+export SANITYLIB_SCHEDULER := $(SCHEDULER)
+endif
 
 .PHONY: book test notebooks html data venv bench lint clean browser
 

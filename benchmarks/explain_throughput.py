@@ -43,7 +43,7 @@ from sanitylib.infra.passes import counting_passes
 from sanitylib.methods.saliency import METHODS, explain, max_rows_per_pass, predicted_class
 from sanitylib.models.efficientnet import load_efficientnet_lite0
 from sanitylib.models.inception import untrained_inception_v3, with_module_relus
-from sanitylib.models.mnist import build
+from sanitylib.models.zoo import build
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

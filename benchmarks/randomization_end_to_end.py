@@ -29,8 +29,8 @@ from sanitylib.infra.passes import counting_passes
 from sanitylib.methods.randomization import randomize
 from sanitylib.methods.saliency import explain
 from sanitylib.methods.similarity import compare
-from sanitylib.models.mnist import build
 from sanitylib.models.under_test import model_under_test
+from sanitylib.models.zoo import build
 
 warnings.filterwarnings("ignore")
 

@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--compare-with", help="a second model (same forms as MODEL) for the data "
                      "randomization test, e.g. one trained on permuted labels")
     run.add_argument("--compare-weights", help="a state dict for --compare-with")
+    cluster = run.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, help="run the seeds on a local Dask cluster of "
+                         "this many worker processes (one thread each)")
+    cluster.add_argument("--scheduler", help="run the seeds on the Dask scheduler at this "
+                         "address (tcp://host:8786); its workers must see the same cache folder")
     return top
 
 
@@ -132,6 +137,7 @@ def _check(args: argparse.Namespace) -> int:
     from sanitylib.data.inputs import load_inputs
     from sanitylib.data.sources import DataUnavailableError
     from sanitylib.infra.device import resolve_device
+    from sanitylib.infra.executor import close_executors, dask_executor
     from sanitylib.methods.randomization import step_names
     from sanitylib.models.loading import ModelSpecError, load_model
     from sanitylib.models.under_test import built_in_defaults
@@ -141,7 +147,8 @@ def _check(args: argparse.Namespace) -> int:
         _import_plugins(args.imports)
         validate(args.methods, args.order, args.init, args.metrics)
         for option, value in (("--max-inputs", args.max_inputs), ("--ig-steps", args.ig_steps),
-                              ("--samples", args.samples)):
+                              ("--samples", args.samples),
+                              ("--workers", 1 if args.workers is None else args.workers)):
             if value < 1:
                 raise ValueError(f"{option} must be at least 1, got {value}")
         if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -164,6 +171,8 @@ def _check(args: argparse.Namespace) -> int:
             raise ValueError(f"inputs of shape {tuple(inputs.shape[1:])} do not fit the model: "
                              f"{str(error).strip().splitlines()[0][:200]}") from None
         subject = prepare_model(model, probe, args.blocks, args.gradcam_layer, preprocess)
+        executor = (dask_executor(args.workers, args.scheduler)
+                    if args.workers is not None or args.scheduler else None)
         steps = step_names(subject, order=args.order)
         print(f"{subject.name}: {len(subject.blocks)} blocks, top to bottom: "
               f"{', '.join(subject.blocks)}; GradCAM layer: {subject.gradcam_layer}",
@@ -174,13 +183,15 @@ def _check(args: argparse.Namespace) -> int:
                            seeds=args.seeds, init=args.init, metrics=args.metrics,
                            ig_steps=args.ig_steps, samples=args.samples, compare_with=other,
                            device=args.device, progress=lambda step: bar.update(1),
-                           weights=_weights_source(args))
+                           weights=_weights_source(args), executor=executor)
         folder = report.write(args.out)
-    except (ModelSpecError, DataUnavailableError, ValueError) as error:
+    except (ModelSpecError, DataUnavailableError, ValueError, ImportError, OSError) as error:
         return _fail(str(error).strip().splitlines()[0])
     except KeyboardInterrupt:
         print("sanitylib check: interrupted; no report written", file=sys.stderr)
         return 130
+    finally:
+        close_executors()
     for method, why in report.refused.items():
         print(f"{method}: not computed ({why})", file=sys.stderr)
     print(f"wrote {folder / 'report.html'}, scores.csv and verdict.json")

@@ -11,6 +11,7 @@ unrelated random maps of the same size, as in the book's chapters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
           baseline_pairs: int = 100, compare_with: nn.Module | None = None,
           device: str | torch.device | None = None,
           progress: Callable[[str], None] | None = None,
-          weights: str = "as given") -> CheckReport:
+          weights: str = "as given", executor: Executor | None = None) -> CheckReport:
     """Run the sanity checks on ``model`` for ``inputs`` (images in [0, 1], or whatever the
     model takes when ``preprocess`` is None and it has none) and return the report.
 
@@ -237,7 +238,8 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
     labels) for the data randomization test. ``progress(step)`` is called after each
     randomization step of each seed. ``device``: where the model and inputs go (default:
     :func:`sanitylib.infra.device.default_device`). ``weights``: where the weights came from,
-    for the report (a report on random weights says so at its top).
+    for the report (a report on random weights says so at its top). ``executor``: where the
+    seeds' units run (:func:`sanitylib.experiments.runner.randomization_run`).
 
     Refuses (ValueError) inputs or model outputs that are not finite, outputs that are not
     logits (see :func:`logits_model`), fewer than one input, step or sample.
@@ -265,7 +267,7 @@ def check(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, *,
     run = randomization_run(subject, x, runnable, order=order, init=init, seeds=seeds,
                             metrics=metrics, target=target, options=options, keep_maps=1,
                             labels={"model": subject.name, "test": f"parameters, {order}"},
-                            verbose=False, progress=progress)
+                            verbose=False, progress=progress, executor=executor)
     baseline = baseline_table(metrics, tuple(x.shape[1:]), n=baseline_pairs)
     last = run.scores[run.scores.step == run.scores.step.max()]
     summary = summarize_scores(run.scores, ["test", "method", "metric", "block", "step"])

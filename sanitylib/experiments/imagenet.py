@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -119,15 +120,17 @@ def randomization_runs(networks: Mapping[str, ImageNetNetwork], *, order: str, s
                        metrics: Sequence[str], methods: Sequence[str], target: str = "recompute",
                        init: str = "default",
                        options: Mapping[str, Mapping[str, object]] | None = None,
-                       keep_maps: int = 1, baseline_pairs: int = 100, verbose: bool = False
+                       keep_maps: int = 1, baseline_pairs: int = 100, verbose: bool = False,
+                       executor: Executor | None = None
                        ) -> tuple[pd.DataFrame, dict[str, RandomizationRun], pd.DataFrame]:
     """The parameter randomization test (``order``) on every network: the tidy scores (model is
     the network's name, dataset ``photographs``), the runs (for their maps) and the random-map
-    band of each network's map size (columns model, dataset, metric, mean, low, high, n)."""
+    band of each network's map size (columns model, dataset, metric, mean, low, high, n).
+    ``executor``: where the seeds run (:func:`~sanitylib.experiments.runner.randomization_run`)."""
     runs = {name: randomization_run(
         net.model, net.inputs, list(methods), order=order, init=init, seeds=seeds,
         metrics=metrics, target=target, options=options, keep_maps=keep_maps,
-        labels={"model": name, "dataset": DATASET}, verbose=verbose)
+        labels={"model": name, "dataset": DATASET}, verbose=verbose, executor=executor)
         for name, net in networks.items()}
     if not runs:
         return pd.DataFrame(), runs, pd.DataFrame()

@@ -9,6 +9,7 @@ still similar to the trained model's?
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 
 import pandas as pd
 import torch
@@ -66,12 +67,13 @@ def run_models(models: Mapping[tuple[str, str], nn.Module], inputs: Mapping[str,
                *, order: str = "cascading", init: str = "default", seeds: Sequence[int] = (0,),
                metrics: Sequence[str] = DEFAULT_METRICS, methods: Sequence[str] = METHODS,
                target: str = "recompute", options: Mapping[str, Mapping[str, object]] | None = None,
-               keep_maps: int = 0, verbose: bool = True
+               keep_maps: int = 0, verbose: bool = True, executor: Executor | None = None
                ) -> tuple[pd.DataFrame, dict[tuple[str, str], RandomizationRun]]:
     """One randomization run per ``(architecture, dataset)`` model on that dataset's inputs.
 
     Returns the concatenated tidy scores (columns model, dataset, method, order, block, metric,
-    seed, image, value, ...) and the runs, for their maps.
+    seed, image, value, ...) and the runs, for their maps. ``executor``: where the seeds run
+    (:func:`~sanitylib.experiments.runner.randomization_run`).
     """
     runs = {}
     for (arch, dataset), model in models.items():
@@ -80,7 +82,8 @@ def run_models(models: Mapping[tuple[str, str], nn.Module], inputs: Mapping[str,
         runs[arch, dataset] = randomization_run(
             model, inputs[dataset], methods_for(model, methods), order=order, init=init,
             seeds=seeds, metrics=metrics, target=target, options=options,
-            labels={"model": arch, "dataset": dataset}, keep_maps=keep_maps, verbose=verbose)
+            labels={"model": arch, "dataset": dataset}, keep_maps=keep_maps, verbose=verbose,
+            executor=executor)
     scores = pd.concat([run.scores for run in runs.values()], ignore_index=True)
     return scores, runs
 

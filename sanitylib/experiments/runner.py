@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,8 +20,9 @@ from torch import nn
 
 from sanitylib.experiments.intervals import interval_summary
 from sanitylib.infra.cache import cached
+from sanitylib.infra.executor import configured_executor
 from sanitylib.methods.randomization import randomize, step_names
-from sanitylib.methods.registry import method_spec
+from sanitylib.methods.registry import MethodSpec, method_names, method_spec, register_method
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, compare_to, metric_spec, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
@@ -28,7 +30,7 @@ from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 __all__ = ["DEFAULT_METRICS", "TARGETS", "RandomizationConfig", "RandomizationRun", "band",
            "baseline_table", "explain_cached", "method_code", "metric_code", "original_maps",
-           "pair_scores", "random_band", "randomization_run", "summarize_scores"]
+           "pair_scores", "random_band", "randomization_run", "seed_maps", "summarize_scores"]
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
@@ -212,11 +214,73 @@ class RandomizationConfig:
                 "calibration": self.calibration}
 
 
+def seed_maps(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
+              seed: int, original: Mapping[str, object], stack: bool = False,
+              progress: Callable[[str], None] | None = None,
+              registered: Sequence[MethodSpec] = ()) -> dict[str, object]:
+    """One seed's maps and predictions at every step: the unit of work of a randomization run,
+    cached under :meth:`RandomizationConfig.seed_key` whichever process computes it (an
+    executor's worker writes the entry; the cache's writes are atomic). ``registered``: the
+    specs of the run's registered methods, registered here first where they are missing (a
+    worker process has only the built-ins)."""
+    for spec in registered:
+        if spec.name not in method_names():
+            register_method(spec.name, spec.function, label=spec.label, settings=spec.settings,
+                            needs_conv_layer=spec.needs_conv_layer,
+                            needs_hooks=spec.needs_hooks, reference=spec.reference)
+    return cached("explanations", config.seed_key(model, inputs, seed),
+                  lambda: _step_maps(model, inputs, config, seed, original, stack, progress),
+                  code=method_code(config.methods))
+
+
+def _seed_units(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
+                original: Mapping[str, object], stack: bool, names: Sequence[str],
+                verbose: bool, progress: Callable[[str], None] | None,
+                executor: Executor | None) -> dict[int, dict[str, object]]:
+    """Every seed's unit (:func:`seed_maps`), here one after another or on ``executor``;
+    ``progress(step)`` once per step of every seed (on an executor, when its unit is done)."""
+    if executor is None:
+        units = {}
+        for seed in config.seeds:
+            if verbose:
+                print(f"  {config.order} / {config.init} / seed {seed}: {len(names)} steps x "
+                      f"{len(config.methods)} methods x {len(inputs)} inputs", flush=True)
+            done: list[str] = []
+
+            def step_done(step: str, done: list[str] = done) -> None:
+                done.append(step)
+                if progress is not None:
+                    progress(step)
+
+            units[seed] = seed_maps(model, inputs, config, seed, original, stack, step_done)
+            for step in ["original", *units[seed]["steps"]]:  # cached steps count as done now
+                if step not in done and progress is not None:
+                    progress(step)
+        return units
+    registered = [method_spec(m) for m in config.methods
+                  if method_spec(m).source == "registered"]
+    futures = {seed: executor.submit(seed_maps, model, inputs, config, seed, original, stack,
+                                     None, registered) for seed in config.seeds}
+    units = {}
+    try:
+        for seed, future in futures.items():  # in seed order: any executor's futures will do
+            units[seed] = future.result()
+            for step in ["original", *units[seed]["steps"]]:
+                if progress is not None:
+                    progress(step)
+    except BaseException:  # a failed unit or Ctrl-C: nothing more is started
+        for future in futures.values():
+            future.cancel()
+        raise
+    return units
+
+
 def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
                       methods: Sequence[str] | RandomizationConfig, *,
                       labels: Mapping[str, object] | None = None, keep_maps: int = 0,
                       verbose: bool = True, progress: Callable[[str], None] | None = None,
-                      stack: bool = False, **settings: object) -> RandomizationRun:
+                      stack: bool = False, executor: Executor | None = None,
+                      **settings: object) -> RandomizationRun:
     """The model parameter randomization test for one model.
 
     Args:
@@ -230,6 +294,12 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
             :data:`~sanitylib.methods.stacked.STACKABLE` (for small models on a large device;
             the maps are the same, so it is not part of the cache key). Off by default: on a
             CPU it does not pay (the passes already fill the cores).
+        executor: any :class:`concurrent.futures.Executor` (a process pool, a Dask client's
+            ``get_executor()``) to compute the seeds' units (:func:`seed_maps`) at once; the
+            scores are the serial run's, merged in seed order. Its workers must see the same
+            cache folder (``SANITYLIB_CACHE``) to share their entries with later runs. Default:
+            :func:`sanitylib.infra.executor.configured_executor` (serial unless
+            ``SANITYLIB_WORKERS`` or ``SANITYLIB_SCHEDULER`` is set).
 
     Returns:
         A :class:`RandomizationRun` whose ``scores`` has one row per
@@ -249,24 +319,11 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     run = RandomizationRun(pd.DataFrame(), names)
     given = config.target if isinstance(config.target, torch.Tensor) else None
     original = original_maps(model, inputs, methods, options, given)
+    units = _seed_units(model, inputs, config, original, stack, names, verbose, progress,
+                        executor if executor is not None else configured_executor())
     for seed in config.seeds:
-        if verbose:
-            print(f"  {config.order} / {config.init} / seed {seed}: {len(names)} steps x "
-                  f"{len(methods)} methods x {len(inputs)} inputs", flush=True)
-        done: list[str] = []
-
-        def step_done(step: str, done: list[str] = done) -> None:
-            done.append(step)
-            if progress is not None:
-                progress(step)
-
-        result = cached("explanations", config.seed_key(model, inputs, seed),
-                        lambda seed=seed: _step_maps(model, inputs, config, seed, original, stack,
-                                                     step_done), code=method_code(methods))
+        result = units[seed]
         steps = {"original": original["maps"], **result["steps"]}
-        for step in steps:  # the original and a cached seed's steps count as done now
-            if step not in done and progress is not None:
-                progress(step)
         columns = {**(labels or {}), "order": config.order, "init": config.init,
                    "batchnorm": config.batchnorm,
                    "target": "given" if given is not None else config.target, "seed": seed}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -41,6 +42,9 @@ __all__ = ["BATCHNORM", "INITS", "ORDERS", "batchnorm_layers", "randomize",
 ORDERS = ("cascading", "independent", "bottom_up")
 #: What happens to batch-norm running statistics at each step (see the module's docstring).
 BATCHNORM = ("kept", "reestimated", "reset")
+#: Held while a block's weights are drawn: the draws come from torch's global generator (as
+#: ``reset_parameters`` and Quantus draw them), which threads of one process share.
+_GLOBAL_RNG = threading.Lock()
 INITS = ("default", "truncated_normal", "uniform", "xavier", "quantus")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding)
@@ -233,7 +237,7 @@ def randomize(model: ModelUnderTest | nn.Module, blocks: Sequence[str] | None = 
     for i, name in enumerate(steps):
         if order == "independent" or i == 0:
             working = _copy(subject.module)
-        with torch.random.fork_rng():
+        with _GLOBAL_RNG, torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + names.index(name))
             for path in subject.blocks[name]:
                 block = submodule(working, path).to("cpu")
