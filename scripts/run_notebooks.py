@@ -8,7 +8,8 @@ notebook declares in its ``parameters`` cell are passed to it.
 
 An executed notebook is kept, not run again, when its execution key is unchanged: the key hashes
 everything that produced it (the notebook, its parameters, the library's code, this script, the
-pinned environment, the Python version, the device, the ``SANITYLIB_*`` settings, the offline
+pinned environment, the Python version, the device, the ``SANITYLIB_*`` settings (but where the
+seeds run, :data:`WHERE_NOT_WHAT`), the offline
 data files outside the pinned environment, and the results files the chapters before it wrote),
 and the results files it wrote must still be there with the bytes they had. Anything else, or
 ``--force``, runs it again.
@@ -99,6 +100,10 @@ def _offline_data_files() -> list[Path]:
     return sorted(f for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file())
 
 
+#: Settings that choose where the work runs, not what it computes (the same numbers either way).
+WHERE_NOT_WHAT = ("SANITYLIB_WORKERS", "SANITYLIB_SCHEDULER")
+
+
 def environment_key() -> str:
     """The part of every notebook's execution key that does not depend on the notebook."""
     from sanitylib.infra.device import default_device
@@ -108,7 +113,8 @@ def environment_key() -> str:
     for path in files + _offline_data_files():  # the repository's files by their relative name
         name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         digest.update(f"{name}:{_sha256(path)}\n".encode())
-    settings = {k: v for k, v in os.environ.items() if k.startswith("SANITYLIB_")}
+    settings = {k: v for k, v in os.environ.items()
+                if k.startswith("SANITYLIB_") and k not in WHERE_NOT_WHAT}
     digest.update(json.dumps({"python": sys.version, "device": str(default_device()),
                               "settings": settings}, sort_keys=True).encode())
     return digest.hexdigest()
