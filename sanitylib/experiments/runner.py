@@ -9,6 +9,7 @@ model's weights, the inputs and every setting, so re-running a chapter is fast.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -259,8 +260,10 @@ def _seed_units(model: ModelUnderTest, inputs: torch.Tensor, config: Randomizati
         return units
     registered = [method_spec(m) for m in config.methods
                   if method_spec(m).source == "registered"]
-    futures = {seed: executor.submit(seed_maps, model, inputs, config, seed, original, stack,
-                                     None, registered) for seed in config.seeds}
+    with warnings.catch_warnings():  # Dask's note that a unit carries the model: it must
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        futures = {seed: executor.submit(seed_maps, model, inputs, config, seed, original,
+                                         stack, None, registered) for seed in config.seeds}
     units = {}
     try:
         for seed, future in futures.items():  # in seed order: any executor's futures will do
