@@ -118,8 +118,11 @@ def _import_plugins(names: Sequence[str]) -> None:
                 if spec is None or spec.loader is None or not Path(name).is_file():
                     raise FileNotFoundError(f"no such file {name}")
                 module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module  # dataclasses and pickling look it up there
                 spec.loader.exec_module(module)
             else:
+                if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                    sys.path.insert(0, str(Path.cwd()))  # as `python -m` would find it
                 importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - whatever the module raises, in one line
             raise ValueError(f"--import {name}: {type(error).__name__}: {error}") from None

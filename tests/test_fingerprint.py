@@ -86,3 +86,62 @@ def test_code_outside_the_package_counts_by_its_own_source():
     assert code_fingerprint([one]) == code_fingerprint([one])
     made = eval("lambda: 3")  # no source file: its bytecode and constants count
     assert code_fingerprint([made]) != code_fingerprint([eval("lambda: 4")])
+
+
+def test_what_a_callable_carries_is_keyed():
+    import functools
+
+    from sanitylib.infra.cache import cache_key
+
+    def scaled(x, p=1):
+        return x * p
+
+    def key(fn):
+        return cache_key({}, (fn,), (fn,))[0]
+
+    assert key(functools.partial(scaled, p=1)) != key(functools.partial(scaled, p=2))
+    def make(f):
+        return lambda x: x * f
+
+    assert key(make(2.0)) != key(make(3.0))
+    sign, absolute = eval("lambda x: torch.sign(x)"), eval("lambda x: torch.abs(x)")
+    assert code_fingerprint([sign]) != code_fingerprint([absolute])  # names count without source
+    assert code_fingerprint([sign]) == code_fingerprint([eval("lambda x: torch.sign(x)")])
+
+    class Scale:
+        def __init__(self, k):
+            self.k = k
+
+        def __call__(self, x):
+            return x * self.k
+
+    assert key(Scale(1)) != key(Scale(2)) and key(Scale(1)) == key(Scale(1))
+
+
+def test_a_payload_without_its_manifest_is_rebuilt_quietly(tmp_path):
+    import warnings
+
+    from sanitylib.infra.cache import cache_dir, cached
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": torch.ones(2)}
+
+    cached("t", {"a": 1}, build)
+    next(cache_dir().glob("t/*.json")).unlink()  # as if killed between payload and manifest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cached("t", {"a": 1}, build)
+    assert calls == [1, 1]
+
+
+def test_the_model_code_is_in_an_explanation_key():
+    from sanitylib.models.zoo import build
+
+    subject = runner.model_under_test(build("resnet_bn"))
+    code = runner.explanation_code(subject, ["gradient"])
+    assert type(subject.module) in code and subject.init_module in code
+    closure = import_closure([c.__module__ for c in code if hasattr(c, "__module__")])
+    assert "sanitylib.models.zoo" in closure

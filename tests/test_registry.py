@@ -183,3 +183,70 @@ def test_a_config_object_gives_the_keywords_run():
         RandomizationConfig(("gradient",), target="argmax")
     with pytest.raises(ValueError, match="unknown metric"):
         RandomizationConfig(("gradient",), metrics=("ssim", "psnr"))
+
+
+def test_a_re_registered_default_gives_other_cached_maps():
+    from sanitylib.experiments.runner import explain_cached
+
+    def scaled(model, inputs, targets, *, k=1.0):
+        return inputs * k
+
+    model, x = MLP().eval(), torch.rand(2, 1, 28, 28)
+    sanitylib.register_method("scaled", scaled, settings={"k": 1.0})
+    try:
+        one = explain_cached(model, x, ["scaled"])["scaled"]
+        sanitylib.register_method("scaled", scaled, settings={"k": 2.0}, replace=True)
+        two = explain_cached(model, x, ["scaled"])["scaled"]
+    finally:
+        sanitylib.unregister_method("scaled")
+    assert torch.allclose(two, 2 * one)
+
+
+def test_whole_numbers_are_converted_and_others_refused():
+    model, x = MnistCNN().eval(), torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(explain(model, x, "integrated_gradients", steps=5.0),
+                       explain(model, x, "integrated_gradients", steps=5))
+    assert torch.equal(explain(model, x, "ig_smoothgrad", steps=2, samples=2.0, seed=1.0),
+                       explain(model, x, "ig_smoothgrad", steps=2, samples=2, seed=1))
+    with pytest.raises(ValueError, match="steps must be a whole number for integrated_gradients, "
+                                         "got 5.5"):
+        explain(model, x, "integrated_gradients", steps=5.5)
+
+
+def test_a_registered_metric_gets_numpy_arrays(plugin):
+    seen = []
+
+    def kinds(a, b):
+        seen.append((type(a), a.dtype))
+        return np.zeros(len(a))
+
+    sanitylib.register_metric("kinds", kinds)
+    try:
+        compare(torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4), "kinds")
+    finally:
+        sanitylib.unregister_metric("kinds")
+    assert seen == [(np.ndarray, np.float64)]
+
+
+def test_an_imported_plugin_may_hold_dataclasses(tmp_path):
+    from sanitylib.cli import _import_plugins
+
+    path = tmp_path / "with_dataclass.py"
+    path.write_text("from __future__ import annotations\nfrom dataclasses import dataclass\n\n"
+                    "@dataclass\nclass Options:\n    k: int = 1\n")
+    _import_plugins([str(path)])
+    import sys
+
+    assert sys.modules["with_dataclass"].Options().k == 1
+    del sys.modules["with_dataclass"]
+
+
+def test_a_config_names_the_valid_orders_inits_and_keywords():
+    from sanitylib.experiments.runner import RandomizationConfig
+
+    with pytest.raises(ValueError, match="unknown order 'cascade'; valid choices: cascading"):
+        RandomizationConfig(("gradient",), order="cascade")
+    with pytest.raises(ValueError, match="unknown batchnorm 'fresh'; valid choices: kept"):
+        RandomizationConfig(("gradient",), batchnorm="fresh")
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['seed'\]; valid: methods, order"):
+        randomization_run(MLP(), torch.rand(1, 1, 28, 28), ["gradient"], seed=3)

@@ -20,18 +20,19 @@ import torch
 from torch import nn
 
 from sanitylib.experiments.intervals import interval_summary
-from sanitylib.infra.cache import cached
+from sanitylib.infra.cache import cache_key, cached
 from sanitylib.infra.executor import configured_executor
-from sanitylib.methods.randomization import randomize, step_names
-from sanitylib.methods.registry import MethodSpec, method_names, method_spec, register_method
+from sanitylib.methods.randomization import BATCHNORM, INITS, ORDERS, randomize, step_names
+from sanitylib.methods.registry import MethodSpec, method_spec, register_method
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, compare_to, metric_spec, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
 __all__ = ["DEFAULT_METRICS", "TARGETS", "RandomizationConfig", "RandomizationRun", "band",
-           "baseline_table", "explain_cached", "method_code", "metric_code", "original_maps",
-           "pair_scores", "random_band", "randomization_run", "seed_maps", "summarize_scores"]
+           "baseline_table", "explain_cached", "explanation_code", "method_code", "metric_code",
+           "original_maps", "pair_scores", "random_band", "randomization_run",
+           "registered_defaults", "seed_key", "seed_maps", "summarize_scores"]
 
 TARGETS = ("recompute", "fixed")
 DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
@@ -40,6 +41,24 @@ DEFAULT_METRICS = ("spearman_abs", "spearman", "ssim", "hog")
 def method_code(methods: Sequence[str]) -> tuple[object, ...]:
     """The functions of ``methods`` (part of a cache key: a registered method's own source)."""
     return tuple(method_spec(m).function for m in methods)
+
+
+def explanation_code(model: ModelUnderTest | nn.Module, methods: Sequence[str]
+                     ) -> tuple[object, ...]:
+    """What an explanation's cache key holds besides its settings and the model's weights: the
+    methods' functions (a registered method's source, bound arguments and closure) and the
+    model's code (its class and, for a model under test, the initializer its randomization
+    runs)."""
+    module = model.module if isinstance(model, ModelUnderTest) else model
+    init = model.init_module if isinstance(model, ModelUnderTest) else None
+    return (*method_code(methods), type(module), *([init] if init is not None else []))
+
+
+def registered_defaults(methods: Sequence[str]) -> dict[str, dict[str, object]]:
+    """The defaults of the registered methods among ``methods``, for a cache key (a built-in's
+    are in its registry's source)."""
+    return {m: method_spec(m).defaults for m in methods
+            if method_spec(m).source == "registered"}
 
 
 def metric_code(metrics: Sequence[str]) -> tuple[object, ...]:
@@ -55,10 +74,10 @@ def explain_cached(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
     device kind, the inputs and every setting."""
     options = {m: dict(o) for m, o in (options or {}).items()}
     key = {"model": model, "inputs": inputs, "methods": list(methods), "options": options,
-           "target": target}
+           "target": target, "registered": registered_defaults(methods)}
     return cached("explanations", key,
                   lambda: explain_methods(model, inputs, methods, target, options),
-                  code=method_code(methods))
+                  code=explanation_code(model, methods))
 
 
 def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence[str],
@@ -72,8 +91,9 @@ def original_maps(model: ModelUnderTest, inputs: torch.Tensor, methods: Sequence
         return {"predictions": predictions, "maps": maps}
 
     key = {"kind": "original", "model": model, "inputs": inputs, "methods": list(methods),
-           "options": {m: dict(o) for m, o in options.items()}, "target": target}
-    return cached("explanations", key, build, code=method_code(methods))
+           "options": {m: dict(o) for m, o in options.items()}, "target": target,
+           "registered": registered_defaults(methods)}
+    return cached("explanations", key, build, code=explanation_code(model, methods))
 
 
 @dataclass
@@ -199,6 +219,10 @@ class RandomizationConfig:
             method_spec(method)
         for metric in self.metrics:
             metric_spec(metric)
+        for name, valid in (("order", ORDERS), ("init", INITS), ("batchnorm", BATCHNORM)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid choices: "
+                                 f"{', '.join(valid)}")
         if isinstance(self.target, torch.Tensor):
             if self.target.ndim != 1 or self.target.is_floating_point():
                 raise ValueError(f"target labels must be an integer tensor of shape (inputs,), "
@@ -212,26 +236,36 @@ class RandomizationConfig:
                 "order": self.order, "init": self.init, "seed": seed, "target": self.target,
                 "blocks": None if self.blocks is None else list(self.blocks),
                 "options": self.options, "batchnorm": self.batchnorm,
-                "calibration": self.calibration}
+                "calibration": self.calibration,
+                "registered": registered_defaults(self.methods)}
 
 
 def seed_maps(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
               seed: int, original: Mapping[str, object], stack: bool = False,
               progress: Callable[[str], None] | None = None,
-              registered: Sequence[MethodSpec] = ()) -> dict[str, object]:
+              registered: Sequence[MethodSpec] = (),
+              key: tuple[str, dict[str, object]] | None = None) -> dict[str, object]:
     """One seed's maps and predictions at every step: the unit of work of a randomization run,
-    cached under :meth:`RandomizationConfig.seed_key` whichever process computes it (an
-    executor's worker writes the entry; the cache's writes are atomic). ``registered``: the
-    specs of the run's registered methods, registered here first where they are missing (a
-    worker process has only the built-ins)."""
+    cached under :func:`seed_key` whichever process computes it (an executor's worker writes
+    the entry; the cache's writes are atomic). ``registered``: the specs of the run's
+    registered methods, installed here first (a worker process has only the built-ins, or an
+    older registration); ``key``: the entry's key as the caller made it, so that a worker that
+    cannot read the caller's source still writes where the caller will look."""
     for spec in registered:
-        if spec.name not in method_names():
-            register_method(spec.name, spec.function, label=spec.label, settings=spec.settings,
-                            needs_conv_layer=spec.needs_conv_layer,
-                            needs_hooks=spec.needs_hooks, reference=spec.reference)
-    return cached("explanations", config.seed_key(model, inputs, seed),
+        register_method(spec.name, spec.function, label=spec.label, settings=spec.settings,
+                        needs_conv_layer=spec.needs_conv_layer, needs_hooks=spec.needs_hooks,
+                        reference=spec.reference, replace=True)
+    return cached("explanations", {},
                   lambda: _step_maps(model, inputs, config, seed, original, stack, progress),
-                  code=method_code(config.methods))
+                  key=key if key is not None else seed_key(model, inputs, config, seed))
+
+
+def seed_key(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
+             seed: int) -> tuple[str, dict[str, object]]:
+    """The cache key of one seed's unit (:func:`seed_maps`): its configuration
+    (:meth:`RandomizationConfig.seed_key`) and code (:func:`explanation_code`)."""
+    code = explanation_code(model, config.methods)
+    return cache_key(config.seed_key(model, inputs, seed), (seed_maps, *code), code)
 
 
 def _seed_units(model: ModelUnderTest, inputs: torch.Tensor, config: RandomizationConfig,
@@ -263,7 +297,9 @@ def _seed_units(model: ModelUnderTest, inputs: torch.Tensor, config: Randomizati
     with warnings.catch_warnings():  # Dask's note that a unit carries the model: it must
         warnings.filterwarnings("ignore", message="Sending large graph")
         futures = {seed: executor.submit(seed_maps, model, inputs, config, seed, original,
-                                         stack, None, registered) for seed in config.seeds}
+                                         stack, None, registered,
+                                         seed_key(model, inputs, config, seed))
+                   for seed in config.seeds}
     units = {}
     try:
         for seed, future in futures.items():  # in seed order: any executor's futures will do
@@ -308,6 +344,12 @@ def randomization_run(model: ModelUnderTest | nn.Module, inputs: torch.Tensor,
         A :class:`RandomizationRun` whose ``scores`` has one row per
         (seed, step, method, metric, image).
     """
+    fields = [f.name for f in dataclasses.fields(RandomizationConfig)]
+    unknown = sorted(set(settings) - set(fields))
+    if unknown:
+        raise TypeError(f"randomization_run got unknown setting(s) {unknown}; valid: "
+                        f"{', '.join(fields)}, labels, keep_maps, verbose, progress, stack, "
+                        "executor")
     if isinstance(methods, RandomizationConfig):
         config = dataclasses.replace(methods, **settings) if settings else methods
     else:

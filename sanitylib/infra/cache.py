@@ -13,8 +13,10 @@ Every cache key is built here, by :func:`cache_key`, from three things:
 
 An entry is a payload (``torch.save`` of tensors and plain data, loaded with
 ``weights_only=True``; tables as Parquet files beside it; NumPy arrays stored as tensors) and a
-JSON manifest with the key's parts and the SHA-256 of every file. A missing, stale or corrupt entry
-is reported and rebuilt, never used. Nothing is unpickled beyond tensors and plain containers.
+JSON manifest with the key's parts and the SHA-256 of every file. Every file is written under a
+temporary name and renamed, the manifest last: a payload without its manifest is a write that was
+interrupted, rebuilt quietly; a stale or corrupt entry is reported and rebuilt, never used.
+Nothing is unpickled beyond tensors and plain containers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sanitylib.infra.fingerprint import code_fingerprint
+from sanitylib.infra.fingerprint import code_fingerprint, code_state
 
 __all__ = ["CACHE_VERSION", "cache_dir", "cache_key", "cached", "fingerprint", "key_part"]
 
@@ -88,11 +91,25 @@ def key_part(value: Any) -> Any:
                     "models, dataclasses or plain data")
 
 
-def cache_key(parts: Mapping[str, Any], code: Sequence[object]) -> tuple[str, dict[str, Any]]:
+def _state_part(value: Any) -> Any:
+    """:func:`key_part` of what a user's callable carries; an object it cannot key counts by
+    its type."""
+    try:
+        return key_part(value)
+    except TypeError:
+        return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def cache_key(parts: Mapping[str, Any], code: Sequence[object],
+              state: Sequence[object] = ()) -> tuple[str, dict[str, Any]]:
     """``(20-hex-digit key, the JSON-ready description it hashes)``; ``code`` is fingerprinted by
-    :func:`sanitylib.infra.fingerprint.code_fingerprint`."""
+    :func:`sanitylib.infra.fingerprint.code_fingerprint`, and the callables in ``state`` add
+    what they carry besides their code (:func:`sanitylib.infra.fingerprint.code_state`)."""
     described = {"parts": key_part(parts), "code": code_fingerprint(code),
                  "version": CACHE_VERSION}
+    if state:
+        described["state"] = [{k: _state_part(v) for k, v in code_state(c).items()}
+                              for c in state]
     text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20], json.loads(text)
 
@@ -143,7 +160,8 @@ def _files(folder: Path, key: str, n_frames: int) -> list[Path]:
 
 
 def cached(kind: str, parts: Mapping[str, Any], build: Callable[[], T], *,
-           code: Sequence[object] = (), root: Path | None = None) -> T:
+           code: Sequence[object] = (), root: Path | None = None,
+           key: tuple[str, dict[str, Any]] | None = None) -> T:
     """Return ``build()``'s result for ``parts`` and ``code``, from the cache when valid.
 
     Args:
@@ -151,12 +169,16 @@ def cached(kind: str, parts: Mapping[str, Any], build: Callable[[], T], *,
         parts: everything that determines the result besides the code (see :func:`key_part`).
         build: computes the result: tensors, arrays, tables and plain containers.
         code: further modules or functions whose source computes the result, beyond the
-            import closure of ``build``'s module (a user's function passed to the library).
+            import closure of ``build``'s module (a user's function passed to the library);
+            what they carry (bound arguments, closure values) is keyed too.
+        key: the key already made by :func:`cache_key` (by the process that asked for the
+            entry, when another one builds it); ``parts`` and ``code`` are then not read.
     """
     folder = (root or cache_dir()) / kind
-    key, described = cache_key(parts, (build, *code))
+    key, described = key if key is not None else cache_key(parts, (build, *code), code)
     manifest = folder / f"{key}.json"
-    if manifest.exists() or (folder / f"{key}.pt").exists():
+    # the manifest is written last: without it, a payload is an interrupted write, rebuilt quietly
+    if manifest.exists():
         value, problem = _load(folder, key, manifest, described)
         if problem is None:
             return value
@@ -166,22 +188,22 @@ def cached(kind: str, parts: Mapping[str, Any], build: Callable[[], T], *,
     frames: list[pd.DataFrame] = []
     payload = _encode(value, frames)
     files = _files(folder, key, len(frames))
-    suffix = f".{os.getpid()}.tmp"  # concurrent writers never collide
+    suffix = f".{uuid.uuid4().hex}.tmp"  # concurrent writers (processes, threads) never collide
     torch.save(payload, files[0].with_name(files[0].name + suffix))
     for frame, path in zip(frames, files[1:]):
         frame.to_parquet(path.with_name(path.name + suffix))
     for path in files:
         path.with_name(path.name + suffix).replace(path)
-    manifest.write_text(json.dumps({"key": described, "frames": len(frames),
-                                    "sha256": [_sha256(p) for p in files]}, indent=1))
+    staged = manifest.with_name(manifest.name + suffix)  # the manifest last, also by a rename
+    staged.write_text(json.dumps({"key": described, "frames": len(frames),
+                                  "sha256": [_sha256(p) for p in files]}, indent=1))
+    staged.replace(manifest)
     return value
 
 
 def _load(folder: Path, key: str, manifest: Path, described: dict[str, Any]
           ) -> tuple[Any, str | None]:
     """``(value, None)`` for a valid entry, else ``(None, what is wrong with it)``."""
-    if not manifest.exists():
-        return None, "missing its manifest"
     try:
         meta = json.loads(manifest.read_text())
         files = _files(folder, key, int(meta["frames"]))

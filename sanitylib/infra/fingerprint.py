@@ -18,10 +18,11 @@ import ast
 import functools
 import hashlib
 import inspect
+import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["PACKAGE", "code_fingerprint", "import_closure", "package_root"]
+__all__ = ["PACKAGE", "code_fingerprint", "code_state", "import_closure", "package_root"]
 
 PACKAGE = "sanitylib"
 
@@ -77,14 +78,33 @@ def import_closure(modules: Iterable[str], root: Path | None = None) -> list[str
     return sorted(seen)
 
 
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A code object's instructions, names and constants, nested code objects included (their
+    memory addresses left out), for a function Python has no source for."""
+    parts = [code.co_code, repr((code.co_names, code.co_varnames, code.co_freevars)).encode()]
+    for const in code.co_consts:
+        parts.append(_code_bytes(const) if isinstance(const, types.CodeType)
+                     else repr(const).encode())
+    return b"\0".join(parts)
+
+
 def _own_fingerprint(item: object) -> bytes:
+    """The source of a function or class from outside the package; else its bytecode (a class:
+    every function it defines); else, for a callable object, its class's."""
     try:
         return inspect.getsource(item).encode()  # type: ignore[arg-type]
     except (OSError, TypeError):
-        code = getattr(item, "__code__", None)
-        if code is None:
-            raise TypeError(f"cannot fingerprint {item!r}: no source and no code object") from None
-        return code.co_code + repr(code.co_consts).encode()
+        pass
+    code = getattr(item, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return _code_bytes(code)
+    if inspect.isclass(item):
+        return repr(item.__qualname__).encode() + b"".join(
+            _own_fingerprint(v) for _, v in sorted(vars(item).items())
+            if inspect.isfunction(v))
+    if callable(item):
+        return _own_fingerprint(type(item))
+    raise TypeError(f"cannot fingerprint {item!r}: no source, no code, not callable")
 
 
 def code_fingerprint(code: Sequence[object], root: Path | None = None) -> str:
@@ -94,8 +114,10 @@ def code_fingerprint(code: Sequence[object], root: Path | None = None) -> str:
     root = root or package_root()
     ours, others = [], []
     for item in code:
-        while isinstance(item, functools.partial):
+        while isinstance(item, functools.partial):  # its bound arguments: see code_state
             item = item.func
+        if not (inspect.ismodule(item) or inspect.isclass(item) or inspect.isroutine(item)):
+            item = type(item)  # a callable object counts by its class (its state: code_state)
         name = item.__name__ if inspect.ismodule(item) else getattr(item, "__module__", None)
         if name and (name == PACKAGE or name.startswith(PACKAGE + ".")):
             ours.append(name)
@@ -110,3 +132,28 @@ def code_fingerprint(code: Sequence[object], root: Path | None = None) -> str:
     for item in others:
         digest.update(_own_fingerprint(item))
     return digest.hexdigest()[:16]
+
+
+def code_state(item: object) -> dict[str, object]:
+    """What a callable carries besides its code, for a cache key: a partial's bound arguments,
+    a closure's values, a callable object's attributes (as given: the key turns them into data
+    or refuses them)."""
+    if isinstance(item, functools.partial):
+        return {"args": list(item.args), "keywords": dict(item.keywords),
+                "func": code_state(item.func)}
+    if inspect.isfunction(item):
+        cells = item.__closure__ or ()
+        names = item.__code__.co_freevars
+        return {name: _cell_value(cell) for name, cell in zip(names, cells)}
+    if callable(item) and not (inspect.isclass(item) or inspect.isroutine(item)
+                               or inspect.ismodule(item)):
+        return dict(vars(item)) if hasattr(item, "__dict__") else {}
+    return {}
+
+
+def _cell_value(cell: types.CellType) -> object:
+    """A closure cell's value where it is data; a function or module by its name."""
+    value = cell.cell_contents
+    if inspect.isroutine(value) or inspect.isclass(value) or inspect.ismodule(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+    return value

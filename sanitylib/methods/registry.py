@@ -6,7 +6,7 @@ Everything the library knows about a method lives in its :class:`MethodSpec`: th
 layer, module hooks), whether it draws random numbers, whether it can be stacked over many
 models at once (:mod:`sanitylib.methods.stacked`), the computations it shares with other
 methods, and what Adebayo et al. (2018, https://arxiv.org/abs/1810.03292, Section 4) found for it
-under cascading randomization. :data:`METHODS`, :data:`LABELS`, :data:`DEFAULTS`, the dispatch
+under cascading randomization. :data:`METHODS`, :data:`LABELS`, each spec's ``defaults``, the dispatch
 of :func:`sanitylib.methods.saliency.explain`, its validation and the options of
 :func:`sanitylib.check` are read from here.
 
@@ -28,40 +28,58 @@ from dataclasses import dataclass, field
 from sanitylib.methods import attribution, gradients
 from sanitylib.methods.guided import guided_backprop
 
-__all__ = ["ALL_METHODS", "DEFAULTS", "EXECUTION", "LABELS", "METHODS", "MethodSpec", "Setting",
+__all__ = ["ALL_METHODS", "EXECUTION", "LABELS", "METHODS", "MethodSpec", "Setting",
            "method_names", "method_spec", "options_for", "register_method", "unregister_method"]
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One keyword setting of a method: its default, what it means, its least valid value."""
+    """One keyword setting of a method: its default, what it means, its least valid value and
+    the type a given value is converted to (``int`` for a count: 5.0 steps are 5 steps)."""
 
     name: str
     default: object
     doc: str = ""
     minimum: float | None = None
+    convert: Callable[[object], object] | None = None
 
-    def validate(self, method: str, value: object) -> None:
-        """ValueError when ``value`` is below :attr:`minimum`."""
-        if self.minimum is not None and value is not None and value < self.minimum:  # type: ignore[operator]
+    def validate(self, method: str, value: object) -> object:
+        """``value`` converted; ValueError when it cannot be, or lies below :attr:`minimum`."""
+        if value is None:
+            return value
+        if self.convert is not None:
+            kind = {int: "whole number", float: "number"}.get(self.convert,  # type: ignore[call-overload]
+                                                               self.convert.__name__)
+            try:
+                converted = self.convert(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name} must be a {kind} for {method}, got {value!r}") \
+                    from None
+            if converted != value:
+                raise ValueError(f"{self.name} must be a {kind} for {method}, got {value!r}")
+            value = converted
+        if self.minimum is not None and value < self.minimum:  # type: ignore[operator]
             raise ValueError(f"{self.name} must be at least {self.minimum:g} for {method}, "
                              f"got {value}")
+        return value
 
 
-STEPS = Setting("steps", 50, "interpolation steps from the baseline to the input, both ends", 1)
+STEPS = Setting("steps", 50, "interpolation steps from the baseline to the input, both ends", 1,
+                int)
 BASELINE = Setting("baseline", 0.0, "the reference input: a number, one input, or one per input")
 MULTIPLY = Setting("multiply_by_inputs", True,
                    "times (x - baseline) (global) or not (local; Kokhlikyan et al. 2021)")
-SAMPLES = Setting("samples", 50, "noisy copies (or Gradient SHAP draws) per input", 1)
-NOISE = Setting("noise_level", 0.15, "noise sigma as a fraction of each input's max - min", 0)
-SEED = Setting("seed", 0, "input i draws its noise from seed + i")
+SAMPLES = Setting("samples", 50, "noisy copies (or Gradient SHAP draws) per input", 1, int)
+NOISE = Setting("noise_level", 0.15, "noise sigma as a fraction of each input's max - min", 0,
+                float)
+SEED = Setting("seed", 0, "input i draws its noise from seed + i", None, int)
 LAYER = Setting("layer", None, "the conv layer (module or submodule path); default: the model's")
 RELU = Setting("relu_attributions", True, "GradCAM's ReLU on the map")
-EPSILON = Setting("epsilon", 0.25, "LRP's stabilizer (Montavon et al. 2019)", 0)
-STDEV = Setting("stdev", 0.0, "Gradient SHAP's input noise", 0)
+EPSILON = Setting("epsilon", 0.25, "LRP's stabilizer (Montavon et al. 2019)", 0, float)
+STDEV = Setting("stdev", 0.0, "Gradient SHAP's input noise", 0, float)
 #: How the passes are cut, for every method; they never change the maps.
-EXECUTION = (Setting("max_rows", None, "model inputs per pass; default from memory_mb", 1),
-             Setting("memory_mb", 2048.0, "memory one pass may take", 1))
+EXECUTION = (Setting("max_rows", None, "model inputs per pass; default from memory_mb", 1, int),
+             Setting("memory_mb", 2048.0, "memory one pass may take", 1, float))
 
 
 @dataclass(frozen=True)
@@ -106,9 +124,8 @@ class MethodSpec:
         if unknown:
             raise ValueError(f"{self.name} takes no setting(s) {unknown}; its settings: "
                              f"{', '.join(known)}")
-        for name, value in given.items():
-            known[name].validate(self.name, value)
-        return {**self.defaults, **given}
+        checked = {name: known[name].validate(self.name, value) for name, value in given.items()}
+        return {**self.defaults, **checked}
 
     def call(self, model: object, x: object, targets: object, settings: Mapping[str, object],
              max_rows: int) -> object:
@@ -164,10 +181,6 @@ _REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in _BUILT_IN}
 METHODS = tuple(s.name for s in _BUILT_IN if s.source == "paper")
 #: The paper's methods and the follow-ups' (:mod:`sanitylib.methods.attribution`).
 ALL_METHODS = tuple(s.name for s in _BUILT_IN)
-#: Every setting of the built-in methods with its default.
-DEFAULTS: dict[str, object] = {s.name: s.default for spec in _BUILT_IN
-                               for s in (*spec.settings, *EXECUTION)}
-
 
 class _Labels(Mapping[str, str]):
     """Method name -> label, for every method registered now (a live view)."""

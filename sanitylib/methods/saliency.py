@@ -9,7 +9,8 @@ copies and sigma = 0.15 * (max - min) of each image; GradCAM on the model's conv
 ReLU and bilinear upsampling. The class explained is by default the argmax logit of the model
 being explained; pass ``target`` to fix it.
 
-:func:`explain_methods` makes what several methods share once (a spec's ``shares``): one
+:func:`explain_methods` makes what several built-in methods share once (their specs'
+``shares``): one
 gradient pass, which also gives the predictions, for Gradient and Gradient ⊙ Input; the same
 noisy passes for SmoothGrad and VarGrad; one Guided Backprop and one GradCAM for Guided BackProp,
 GradCAM and Guided GradCAM. Passes hold at most ``max_rows`` model inputs and run on the model's
@@ -34,7 +35,6 @@ from sanitylib.methods.gradients import (
 from sanitylib.methods.guided import guided_backprop
 from sanitylib.methods.registry import (
     ALL_METHODS,
-    DEFAULTS,
     LABELS,
     METHODS,
     MethodSpec,
@@ -42,7 +42,7 @@ from sanitylib.methods.registry import (
 )
 from sanitylib.models.under_test import ModelUnderTest, model_under_test, submodule
 
-__all__ = ["ALL_METHODS", "DEFAULTS", "LABELS", "METHODS", "explain", "explain_and_predict",
+__all__ = ["ALL_METHODS", "LABELS", "METHODS", "explain", "explain_and_predict",
            "explain_methods", "explaining", "max_rows_per_pass", "predicted_class",
            "resolved_settings"]
 

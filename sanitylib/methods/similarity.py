@@ -309,9 +309,9 @@ def register_metric(name: str, function: Callable[..., np.ndarray], *, label: st
                     score_direction: str = "higher",
                     score_range: tuple[float, float] = (-float("inf"), float("inf")),
                     replace: bool = False) -> MetricSpec:
-    """Make ``function(a, b, **options) -> scores`` (two batches of maps (B, ...) in, one score
-    per image out, NaN where undefined) a metric called ``name``, usable wherever a built-in is
-    (``compare``, the randomization runner, ``check`` and ``--metrics``)."""
+    """Make ``function(a, b, **options) -> scores`` (two batches of maps (B, ...) as NumPy float64
+    arrays in, one score per image out, NaN where undefined) a metric called ``name``, usable
+    wherever a built-in is (``compare``, the randomization runner, ``check`` and ``--metrics``)."""
     if score_direction not in ("higher", "lower"):
         raise ValueError(f"score_direction must be 'higher' or 'lower', got {score_direction!r}")
     if name in METRICS or (name in _METRICS and not replace):
@@ -331,8 +331,12 @@ def unregister_metric(name: str) -> None:
 
 
 def compare(a: ArrayLike, b: ArrayLike, metric: str, **options: object) -> np.ndarray:
-    """Score per image under ``metric`` (a registered metric, :func:`metric_names`)."""
-    return np.asarray(metric_spec(metric).function(a, b, **options), dtype=np.float64)
+    """Score per image under ``metric`` (a registered metric, :func:`metric_names`). A metric
+    registered with :func:`register_metric` gets NumPy float64 arrays, whatever came in."""
+    spec = metric_spec(metric)
+    if spec.source == "registered":
+        a, b = _numpy(a), _numpy(b)
+    return np.asarray(spec.function(a, b, **options), dtype=np.float64)
 
 
 def compare_to(reference: ArrayLike, others: Sequence[ArrayLike], metric: str,

@@ -29,6 +29,7 @@ __all__ = [
     "TEXT_LABELS",
     "TEXT_METHODS",
     "TEXT_METRICS",
+    "TEXT_METRIC_LABELS",
     "compare_maps",
     "embed",
     "explain_text",
