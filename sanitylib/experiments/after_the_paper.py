@@ -42,7 +42,6 @@ __all__ = [
     "final_scores",
     "followup_summary",
     "load_subjects",
-    "method_settings",
     "recommendation",
     "recommendation_table",
     "scaled_summary",
@@ -274,11 +273,6 @@ class Subject(NamedTuple):
     options: dict[str, dict[str, object]]
 
 
-def method_settings(steps: int, draws: int) -> dict[str, dict[str, object]]:
-    """Per-method settings: IG ``steps``, ``draws`` noise samples (Gradient SHAP's included)."""
-    return method_options(steps, draws, methods=ALL_METHODS)
-
-
 def load_subjects(dataset: str, training: Mapping[str, Mapping[str, object]], n_images: int,
                   methods: Sequence[str], seeds: Sequence[int], ig_steps: int, samples: int,
                   imagenet_networks: Sequence[str], photographs: Sequence[str],
@@ -292,10 +286,11 @@ def load_subjects(dataset: str, training: Mapping[str, Mapping[str, object]], n_
     cnn = model_under_test(train(TrainConfig("cnn", dataset, "true", **training["true"]), data,
                                  verbose=False).model)
     subjects = {"cnn": Subject(cnn, data.x_test[:n_images], dataset, list(methods), list(TESTS),
-                               list(seeds), method_settings(ig_steps, samples))}
+                               list(seeds), method_options(ig_steps, samples, methods=ALL_METHODS))}
     networks, skipped = load_networks(imagenet_networks, photographs)
     for name, net in networks.items():
         subjects[name] = Subject(net.model, net.inputs, "photographs", list(imagenet_methods),
                                  list(imagenet_tests), [seeds[0]],
-                                 method_settings(imagenet_ig_steps, imagenet_samples))
+                                 method_options(imagenet_ig_steps, imagenet_samples,
+                                                methods=ALL_METHODS))
     return subjects, skipped

@@ -23,7 +23,7 @@ from sanitylib.experiments.intervals import interval_summary
 from sanitylib.infra.cache import cache_key, cached
 from sanitylib.infra.executor import configured_executor
 from sanitylib.methods.randomization import BATCHNORM, INITS, ORDERS, randomize, step_names
-from sanitylib.methods.registry import MethodSpec, method_spec, register_method
+from sanitylib.methods.registry import MethodSpec, install_method, method_spec
 from sanitylib.methods.saliency import explain_and_predict, explain_methods
 from sanitylib.methods.similarity import compare, compare_to, metric_spec, random_pair
 from sanitylib.methods.stacked import STACKABLE, stacked_explain
@@ -252,9 +252,7 @@ def seed_maps(model: ModelUnderTest, inputs: torch.Tensor, config: Randomization
     older registration); ``key``: the entry's key as the caller made it, so that a worker that
     cannot read the caller's source still writes where the caller will look."""
     for spec in registered:
-        register_method(spec.name, spec.function, label=spec.label, settings=spec.settings,
-                        needs_conv_layer=spec.needs_conv_layer, needs_hooks=spec.needs_hooks,
-                        reference=spec.reference, replace=True)
+        install_method(spec)
     return cached("explanations", {},
                   lambda: _step_maps(model, inputs, config, seed, original, stack, progress),
                   key=key if key is not None else seed_key(model, inputs, config, seed))

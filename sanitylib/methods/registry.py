@@ -29,7 +29,8 @@ from sanitylib.methods import attribution, gradients
 from sanitylib.methods.guided import guided_backprop
 
 __all__ = ["ALL_METHODS", "EXECUTION", "LABELS", "METHODS", "MethodSpec", "Setting",
-           "method_names", "method_spec", "options_for", "register_method", "unregister_method"]
+           "install_method", "method_names", "method_spec", "options_for", "register_method",
+           "unregister_method"]
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,14 @@ def register_method(name: str, function: Callable[..., object], *, label: str | 
                       _takes_max_rows=_takes_max_rows(function))
     _REGISTRY[name] = spec
     return spec
+
+
+def install_method(spec: MethodSpec) -> None:
+    """Put a registered method's spec, as it is, under its name (a worker process receiving the
+    caller's registrations; an older one of the same name is replaced)."""
+    if spec.source != "registered" or spec.name in ALL_METHODS:
+        raise ValueError(f"only registered methods are installed; {spec.name!r} is built in")
+    _REGISTRY[spec.name] = spec
 
 
 def unregister_method(name: str) -> None:
