@@ -75,11 +75,12 @@ book:
 	@echo ">> book: $(CURDIR)/_build/html/index.html"
 
 # Unit tests, then the notebooks with their smoke defaults under nbval (results kept apart
-# from the book's).
+# from the book's), then the pages they make opened in headless Chromium (scripts/check_pages.py).
 test: venv data browser
 	$(PY) -m pytest -q tests
 	SANITYLIB_RESULTS=$(SANITYLIB_CACHE)/smoke-results $(PY) -m pytest -q --nbval-lax \
 		--nbval-current-env --nbval-cell-timeout=900 notebooks
+	SANITYLIB_RESULTS=$(SANITYLIB_CACHE)/smoke-results $(PY) scripts/check_pages.py
 
 bench: venv
 	$(PY) benchmarks/explain_throughput.py

@@ -1,6 +1,6 @@
 """Execute the book's notebooks with papermill under a profile of parameters.
 
-Usage: python scripts/run_notebooks.py --profile book [--only 01_models ...] [--force]
+Usage: python scripts/run_notebooks.py --profile book [--only 01_models ...] [--force] [--out DIR]
 
 The notebooks come from ``_toc.yml`` (``book/executed/NAME`` is the output of
 ``notebooks/NAME.ipynb``); ``profiles.yml`` gives each profile's parameters. Only parameters a
@@ -62,8 +62,37 @@ CHECKS_HEADING = "## Checks"
 STRAY_RESULT = re.compile(r"^(Text|\[<matplotlib|<matplotlib|<Figure size)")
 
 
+def numbered_figures(cells: list) -> list:
+    """Each output that :func:`sanitylib.figures.pages.show` captioned becomes its own cell, its
+    code removed and its caption and name in myst-nb's ``figure`` metadata (a numbered figure);
+    the outputs after it go on in a further cell, so that the page keeps their order."""
+    from sanitylib.figures.pages import FIGURE_METADATA
+
+    shaped = []
+    for cell in cells:
+        outputs = cell.get("outputs", []) if cell.cell_type == "code" else []
+        if not any(FIGURE_METADATA in o.get("metadata", {}) for o in outputs):
+            shaped.append(cell)
+            continue
+        cell.outputs, current = [], cell
+        shaped.append(cell)
+        for output in outputs:
+            figure = output.get("metadata", {}).get(FIGURE_METADATA)
+            if figure or current is None:
+                # myst-nb skips a code cell with no source, outputs and all: a comment, hidden
+                current = nbformat.v4.new_code_cell(f"# {figure['name'] if figure else 'output'}",
+                                                    metadata={"tags": ["remove-input"]})
+                shaped.append(current)
+            current.outputs.append(output)
+            if figure:
+                current.metadata["mystnb"] = {"figure": dict(figure)}
+                current = None
+    return shaped
+
+
 def tidy_for_reading(path: Path) -> None:
     """Shape an executed notebook for the book: code folded behind "show code" (``hide-input``),
+    captioned figures numbered (:func:`numbered_figures`),
     check cells, their "Checks" heading and the notebook's own default parameters removed (the injected parameters are
     shown once), stray matplotlib return values and stderr dropped."""
     notebook = nbformat.read(path, as_version=4)
@@ -84,6 +113,7 @@ def tidy_for_reading(path: Path) -> None:
                         and not (o.get("output_type") == "execute_result"
                                  and set(o.get("data", {})) == {"text/plain"}
                                  and STRAY_RESULT.match(o["data"]["text/plain"]))]
+    notebook.cells = numbered_figures(notebook.cells)
     nbformat.write(notebook, path)
 
 
@@ -173,6 +203,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="notebook names to run")
     parser.add_argument("--force", action="store_true",
                         help="run every notebook even when its execution key is unchanged")
+    parser.add_argument("--out", type=Path, default=ROOT / "book" / "executed",
+                        help="folder of the executed notebooks (default: book/executed)")
     args = parser.parse_args()
     # papermill's log_output goes through its logger: show cell output (training epochs) live.
     logging.basicConfig(format="%(message)s")
@@ -193,7 +225,7 @@ def main() -> int:
     # The kernels inherit these: results and caches land in the repository, not in notebooks/.
     os.environ.setdefault("SANITYLIB_RESULTS", str(ROOT / "results"))
     os.environ.setdefault("SANITYLIB_CACHE", str(ROOT / ".cache"))
-    out_dir = ROOT / "book" / "executed"
+    out_dir = args.out.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     results_root = Path(os.environ["SANITYLIB_RESULTS"])
     start = time.perf_counter()

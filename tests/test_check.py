@@ -3,12 +3,15 @@ state dict, TorchScript, every kind of bad input, the report's files and its pag
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -275,24 +278,133 @@ def test_discovery_orders_blocks_by_the_forward_pass():
     assert last_conv_layer(Backwards(), x) == "stem"
 
 
-def test_report_page_renders_in_headless_chromium(files, tmp_path):
+@pytest.fixture(scope="module")
+def paired_report(files, tmp_path_factory):
+    """A report with both tests (parameters, cascading, and data randomization)."""
+    out = tmp_path_factory.mktemp("paired") / "report"
+    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
+                 "--compare-with", f"{files}/user.py:other_seed",
+                 "--methods", "gradient,guided_backprop,gradcam", *FAST]) == 0
+    return out
+
+
+def _rows(table: str) -> list[str]:
+    return table.split("<tr>")[1:]
+
+
+def test_the_report_answers_once_per_method_before_its_details(paired_report):
+    page = (paired_report / "report.html").read_text()
+    answers = json.loads((paired_report / "verdict.json").read_text())["answers"]
+    top = page[page.index("<h2>Answers</h2>"):page.index("<h2>Details</h2>")]
+    tables = re.findall(r"<table class='answers'>(.*?)</table>", top, re.DOTALL)
+    assert len(tables) == 2  # one per test, one row per method in each
+    words = {"like random maps": "passes", "still similar": "fails", "inconclusive": "cannot tell"}
+    for table, test in zip(tables, ["parameters, cascading", "data randomization"]):
+        header, *rows = _rows(table)
+        assert [h.split("<")[0] for h in re.findall(r"<th>(.*?)</th>", header)] == \
+            ["method", "verdict", "inputs", "Spearman (absolute) ", "what it means"]
+        expected = [a for a in answers if a["test"] == test]
+        assert [re.search(r"<b>(.*?)</b>", r).group(1) for r in rows] == \
+            ["Gradient", "Guided BackProp", "GradCAM"]
+        for row, answer in zip(rows, expected):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+            assert len(cells) == 5
+            assert cells[1].startswith(f"<b>{words[answer['verdict']]}</b>")  # one verdict
+            assert cells[2].startswith(str(answer["n"]))
+            assert cells[3].startswith(f"{answer['mean']:.2f} <small>[{answer['low']:.2f}, ")
+            assert cells[4].split(":")[0] == words[answer["verdict"]].capitalize()
+
+
+def test_the_report_reads_like_a_page(paired_report):
+    """At most 6 columns and 2 decimals in every table, human labels, every image a captioned
+    figure, the trained model's and the last step's maps drawn large, all inside .report."""
+    page = (paired_report / "report.html").read_text()
+    assert '<main class="report">' in page
+    for table in re.findall(r"<table[^>]*>(.*?)</table>", page, re.DOTALL):
+        header = _rows(table)[0]
+        assert header.count("<th") <= 6
+        cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", table, re.DOTALL)
+        assert not [c for c in cells if re.search(r"\d\.\d{3}|nan|_", c)]
+    assert "guided_backprop" not in page.split("<h2>Answers</h2>")[1].split("<h3>Settings")[0]
+    figures = re.findall(r"<figure>(.*?)</figure>", page, re.DOTALL)
+    assert len(figures) == page.count("<img") == 4
+    assert all(re.search(r"<figcaption>[^<]{40,}</figcaption>", f) for f in figures)
+    assert "under the trained model, then with every block re-initialized" in figures[0]
+    assert page.index("<table class='answers'>") < page.index("<table class='metrics'>") \
+        < page.index("<figure>")
+
+
+def test_a_report_embeds_whole_and_keeps_its_styles_to_itself(paired_report):
+    from sanitylib.checker.html import embeddable
+
+    page = (paired_report / "report.html").read_text()
+    fragment = embeddable(page)
+    assert fragment.count('<div class="report">') == 1 and "<main" not in fragment
+    style = re.search(r"<style>(.*?)</style>", fragment, re.DOTALL).group(1)
+    selectors = [s.strip() for rule in re.findall(r"([^{}]+)\{", style) for s in rule.split(",")]
+    assert selectors and all(s.startswith((".report", ".sanitylib-report > .report"))
+                             for s in selectors), selectors
+    assert "<h1" not in fragment and "<h2" not in fragment
+    assert "<h3>Sanity checks for saliency maps" in fragment and "<h4>Answers</h4>" in fragment
+    assert fragment.count("data:image/png;base64,") == 4
+    with pytest.raises(ValueError, match="not a sanitylib report"):
+        embeddable("<html><body>something else</body></html>")
+
+
+def test_report_page_renders_in_headless_chromium(files, paired_report, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (make test installs it where apt works)")
-    out = tmp_path / "page"
-    assert main(["check", f"{files}/user.py:make", str(files / "x.pt"), "--out", str(out),
-                 "--methods", "gradient,gradcam", *FAST]) == 0
+    from sanitylib.checker.html import embeddable
+
+    audit_pages = _audit_pages()
+    found = audit_pages.audit(paired_report / "report.html", browser)
+    assert found["images"] == 4 and found["problems"] == []
+    book = tmp_path / "book.html"  # the report inside a page of the book's column width
+    book.write_text("<html><body><main style='max-width:688px'><h1>A chapter</h1>"
+                    + embeddable((paired_report / "report.html").read_text())
+                    + "</main></body></html>")
+    found = audit_pages.audit(book, browser)
+    assert found["images"] == 4 and found["problems"] == []
+    # its link opens the whole report on a page of its own (a Blob URL made from the fragment)
+    probe = tmp_path / "click.html"
+    probe.write_text(book.read_text().replace("</body>", """<script>
+window.addEventListener('load', async () => {
+  let opened = null;
+  window.open = (url) => { opened = url; };
+  document.querySelector('.sanitylib-report a').click();
+  const page = await (await fetch(opened)).text();
+  const out = document.createElement('pre');
+  out.id = 'opened';
+  out.textContent = (page.match(/<img/g) || []).length + ' ' + page.slice(0, 60);
+  document.body.appendChild(out);
+});</script></body>"""))
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                           "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    opened = re.search(r'<pre id="opened">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert opened is not None and opened.group(1).startswith("4 &lt;!DOCTYPE html&gt;")
     shot = tmp_path / "shot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1600",
-                    f"--screenshot={shot}", (out / "report.html").as_uri()],
+                    f"--screenshot={shot}", (paired_report / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=False)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (1600, 1000)
     # text, tables and figures: far from a blank page
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01
+
+
+def _audit_pages():
+    """scripts/audit_pages.py as a module."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    spec = importlib.util.spec_from_file_location("audit_pages", scripts / "audit_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_two_inputs_are_inconclusive_whatever_the_similarity() -> None:

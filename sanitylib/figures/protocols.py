@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sanitylib.figures.style import color_for, page_size
+from sanitylib.figures.style import PAGE_WIDTH, color_for, page_size
 
 __all__ = ["architecture_curves", "census_curves", "protocol_curves"]
 
@@ -20,7 +20,7 @@ _MARKERS = ("o", "s", "^", "v", "D", "x")
 
 def _steps_axis(ax, steps: Sequence[str]) -> None:
     x = np.arange(len(steps))
-    ax.set_xticks(x[::2], list(steps)[::2], rotation=60, ha="right")
+    ax.set_xticks(x[::2], list(steps)[::2], rotation=60, ha="right", rotation_mode="anchor")
     ax.axhline(0, color="0.5", lw=0.5)
 
 
@@ -31,17 +31,17 @@ def _line(ax, x, y, protocols: Sequence[str], name: str, label: str):
 
 
 def _legend_on_top(fig: Figure, axes: np.ndarray, columns: int) -> None:
-    """One legend above the panels for every line label of any panel (outside the data), then
-    a tight layout."""
+    """One legend above the panels for every line label of any panel: outside the data and
+    inside the figure (constrained layout makes room for it), so that the figure shown is the
+    figure's own size."""
     handles, labels = [], []
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns),
-               bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), columns),
+               frameon=False)
 
 
 def protocol_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequence[str],
@@ -53,8 +53,8 @@ def protocol_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequ
     unrelated random maps. ``summary``: rows of protocol, method, metric, block, mean, low,
     high."""
     rows_ = -(-len(methods) // 2)
-    fig, axes = plt.subplots(rows_, 2, squeeze=False, sharey=True,
-                             figsize=page_size(7.8, 3.0 * rows_ + 0.6))
+    fig, axes = plt.subplots(rows_, 2, squeeze=False, sharey=True, layout="constrained",
+                             figsize=page_size(PAGE_WIDTH, 2.7 * rows_ + 0.8))
     x = np.arange(len(steps))
     band = baseline[baseline.metric == metric].iloc[0]
     for ax in axes.flat[len(methods):]:
@@ -83,10 +83,10 @@ def census_curves(summary: pd.DataFrame, protocols: Sequence[str], steps: Sequen
     """Three panels against the cascade's step, one line per protocol: the share of ReLU6
     outputs at 6, the share of rectifier outputs at 0, and the spread of the logits across the
     photographs relative to their spread across the classes (near 0: a constant output)."""
-    panels = (("share_upper", "share of ReLU6 outputs at 6"),
-              ("share_zero", "share of rectifier outputs at 0"),
-              ("logit_std_relative", "spread of the logits across\nphotographs / across classes"))
-    fig, axes = plt.subplots(1, 3, figsize=page_size(7.8, 3.2))
+    panels = (("share_upper", "share of ReLU6\noutputs at 6"),
+              ("share_zero", "share of rectifier\noutputs at 0"),
+              ("logit_std_relative", "logit spread: across\nphotographs / classes"))
+    fig, axes = plt.subplots(1, 3, layout="constrained", figsize=page_size(PAGE_WIDTH, 3.4))
     x = np.arange(len(steps))
     for ax, (column, title) in zip(axes, panels):
         for name in protocols:
@@ -96,7 +96,7 @@ def census_curves(summary: pd.DataFrame, protocols: Sequence[str], steps: Sequen
         _steps_axis(ax, steps)
         ax.set_title(title)
         ax.set_ylim(bottom=0)
-    _legend_on_top(fig, axes[None, :], columns=4)
+    _legend_on_top(fig, axes[None, :], columns=3)
     return fig
 
 
@@ -108,8 +108,8 @@ def architecture_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: 
     axis); the grey band is two unrelated random maps of the first architecture's size.
     ``summary``: rows of architecture, method, metric, step, mean."""
     rows_ = -(-len(methods) // 2)
-    fig, axes = plt.subplots(rows_, 2, squeeze=False, sharey=True,
-                             figsize=page_size(7.8, 2.8 * rows_ + 0.8))
+    fig, axes = plt.subplots(rows_, 2, squeeze=False, sharey=True, layout="constrained",
+                             figsize=page_size(PAGE_WIDTH, 2.5 * rows_ + 1.0))
     first = baseline[(baseline.model == architectures[0]) & (baseline.metric == metric)]
     for ax in axes.flat[len(methods):]:
         ax.set_visible(False)

@@ -1,7 +1,8 @@
 """What every figure of the book shares: sizes that fit the page, fonts, colours, images.
 
-The book's text column is about 780 px wide and figures are drawn at 100 dpi, so a figure of at
-most :data:`PAGE_WIDTH` inches is shown at its own size: 9 pt text stays 9 pt on screen.
+The book's text column is 688 px wide in a 1280 px window and figures are drawn at 100 dpi, so a
+figure of at most :data:`PAGE_WIDTH` inches is shown at its own size: 9 pt text stays 9 pt on
+screen (:func:`sanitylib.figures.pages.check_readable` holds every book figure to it).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["PAGE_WIDTH", "PALETTE", "color_for", "image_array", "page_size", "use_book_style"]
+__all__ = ["MIN_FONT_SIZE", "PAGE_WIDTH", "PALETTE", "color_for", "image_array", "page_size", "use_book_style"]
 
 #: Width of the book's text column in inches at 100 dpi.
-PAGE_WIDTH = 7.8
+PAGE_WIDTH = 6.7  # 670 px: the 688 px column with room for the tight crop's margin
+#: The smallest text a figure may show, in points.
+MIN_FONT_SIZE = 9
 
 #: Line colours: tab10 without its grey, which is kept for the random-map band.
 PALETTE = [plt.cm.tab10(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + ["black", "olive", "navy"]
