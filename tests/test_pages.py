@@ -54,6 +54,7 @@ def test_readable_labels_rounds_and_marks_undefined():
     cells = _cells(readable(table))
     assert cells[0] == ["Gradient ⊙ Input", "Fashion-MNIST", "4,000", "0.12", "6.9×10⁻⁴", "yes"]
     assert cells[1] == ["Guided BackProp", "MNIST", "1,000", "—", "−0.50", "no"]
+    assert _cells(readable(table, labels={"guided_backprop": "GBP"}))[1][0] == "GBP"
     header = readable(table).to_html()
     assert "training images" in header and "train_size" not in header
 

@@ -95,7 +95,7 @@ def _whole(column: pd.Series) -> bool:
         and float(np.abs(values).max()) >= 2
 
 
-def _number(value: object, whole: bool) -> str:
+def _number(value: object, whole: bool, labels: Mapping[str, str] | None = None) -> str:
     if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
         return "—" if value is None or np.isnan(value) else ("∞" if value > 0 else "−∞")
     if isinstance(value, (bool, np.bool_)):
@@ -108,7 +108,7 @@ def _number(value: object, whole: bool) -> str:
             mantissa, exponent = f"{v:.1e}".split("e")
             return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}".replace("-", "−")
         return f"{v:,.2f}".replace("-", "−")
-    return "—" if pd.isna(value) else str(label(value))
+    return "—" if pd.isna(value) else str(label(value, labels))
 
 
 def readable(table: pd.DataFrame, labels: Mapping[str, str] | None = None,
@@ -129,7 +129,8 @@ def readable(table: pd.DataFrame, labels: Mapping[str, str] | None = None,
     renamed.index.names = [label(n, labels) for n in renamed.index.names]
     styler = renamed.style
     for original, shown_as in zip(table.columns, renamed.columns):
-        styler = styler.format(lambda v, w=original in whole: _number(v, w), subset=[shown_as])
+        styler = styler.format(lambda v, w=original in whole: _number(v, w, labels),
+                               subset=[shown_as])
     if isinstance(table.index, pd.RangeIndex):
         styler = styler.hide(axis="index")
     return styler

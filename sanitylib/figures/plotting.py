@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from sanitylib.data.images import ImageDataset
+from sanitylib.experiments.claims import DATASET_LABELS
 from sanitylib.figures.style import PAGE_WIDTH, color_for, image_array, page_size
 from sanitylib.methods.similarity import METRIC_LABELS
 
@@ -31,7 +32,8 @@ def sample_inputs(datasets: Sequence[ImageDataset], per_dataset: int = 8) -> Fig
             ax.imshow(image_array(data.x_test[i]), cmap="gray", vmin=0, vmax=1)
             ax.set_title(data.classes[int(data.y_test[i])], fontsize=9)
             ax.axis("off")
-        row[0].text(-0.3, 0.5, data.name, transform=row[0].transAxes, rotation=90,
+        row[0].text(-0.3, 0.5, DATASET_LABELS.get(data.name, data.name),
+                    transform=row[0].transAxes, rotation=90,
                     va="center", ha="right", fontsize=9)
     fig.tight_layout()
     return fig
@@ -134,7 +136,8 @@ def variant_points(summary, variant: str, values: Sequence[str], methods: Sequen
     ``summary``: rows of (method, metric, <variant>, mean, low, high), e.g. after full
     randomization under several re-initialization schemes.
     """
-    fig, ax = plt.subplots(figsize=page_size(6.0, 0.35 * len(methods) + 1.0))
+    fig, ax = plt.subplots(figsize=page_size(6.0, 0.35 * len(methods) + 1.6),
+                           layout="constrained")
     y = np.arange(len(methods))
     offsets = np.linspace(-0.25, 0.25, len(values)) if len(values) > 1 else [0.0]
     for offset, value in zip(offsets, values):
@@ -147,7 +150,6 @@ def variant_points(summary, variant: str, values: Sequence[str], methods: Sequen
     ax.invert_yaxis()
     ax.axvline(0, color="0.5", lw=0.5)
     ax.set_xlabel(f"{METRIC_LABELS.get(metric, metric)} to the original maps")
-    ax.legend(title=variant, fontsize=9, title_fontsize=9, loc="center left",
-              bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), title=variant, loc="outside lower center",
+               ncols=min(3, len(values)), frameon=False)
     return fig

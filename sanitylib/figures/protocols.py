@@ -72,6 +72,7 @@ def protocol_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: Sequ
         _steps_axis(ax, steps)
         ax.set_title(method_labels.get(method, method))
         ax.set_ylim(-1.0, 1.0)
+        ax.set_yticks(np.linspace(-1.0, 1.0, 5))
     for row in axes:
         row[0].set_ylabel("Spearman (absolute)\nto the trained maps")
     _legend_on_top(fig, axes, columns=3)
@@ -126,6 +127,7 @@ def architecture_curves(summary: pd.DataFrame, baseline: pd.DataFrame, methods: 
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_title(method_labels.get(method, method))
         ax.set_ylim(-1.0, 1.0)
+        ax.set_yticks(np.linspace(-1.0, 1.0, 5))
         ax.set_xlabel("share of blocks re-initialized")
     for row in axes:
         row[0].set_ylabel("Spearman (absolute)\nto the trained maps")
