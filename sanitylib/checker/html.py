@@ -30,7 +30,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from sanitylib.checker.verdicts import VERDICT_MEANING
+from sanitylib.checker.verdicts import VERDICT_MEANING, change_words
+from sanitylib.checker.verdicts import number_text as _number
 from sanitylib.figures.pages import label
 from sanitylib.figures.plotting import METRIC_LABELS, mask_grid, similarity_curves
 from sanitylib.figures.style import PAGE_WIDTH
@@ -83,12 +84,6 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _number(value: float) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    return f"{value + 0.0:.2f}" if round(value, 2) != 0 else "0.00"  # no "-0.00"
-
-
 def _interval(mean: float, low: float, high: float) -> str:
     if math.isnan(mean):
         return "—"
@@ -125,47 +120,11 @@ def _test_title(test: str) -> str:
     return f"Model parameter randomization test, {order} (Adebayo et al. 2018, Section 4)"
 
 
-def _change(report, test: str) -> str:
-    """What the test changed by its last step, in words."""
-    if test == "data randomization":
-        return "in the second model (--compare-with)"
-    if test.endswith("independent"):
-        return f"with block {report.steps[-1]} alone re-initialized (the last step)"
-    return "with every block re-initialized (the last step)"
-
-
 def _last_column(report) -> str:
     """The title of the grid's last column."""
     if str(report.settings.get("order")) == "independent":
         return f"block {report.steps[-1]} random"
     return "all blocks random"
-
-
-def _primary(report) -> str:
-    answers = report.answers()
-    return str(answers[0]["metric"]) if answers else ""
-
-
-def _meaning(row: dict, report) -> str:
-    """One sentence: what the verdict on the primary metric means for this method."""
-    change = _change(report, row["test"])
-    if row["verdict"] == "like random maps":
-        return (f"Passes: {change} its maps are no more like the trained model's "
-                f"({_number(row['mean'])}) than two unrelated random maps (boundary "
-                f"{_number(row['boundary'])}), so they depend on what was changed.")
-    if row["verdict"] == "still similar":
-        return (f"Fails: {change} its maps stay similar to the trained model's "
-                f"({_number(row['mean'])}, beyond the random maps' boundary "
-                f"{_number(row['boundary'])}), so they do not show what the changed weights "
-                "had learned.")
-    if int(row["n"]) < 3:
-        return (f"Cannot tell from {int(row['n'])} input{'s' * (int(row['n']) != 1)}: at "
-                "least 3 are needed; give more inputs (--max-inputs).")
-    if math.isnan(row["mean"]):
-        return "Cannot tell: no defined similarity (constant maps); try other inputs."
-    return (f"Cannot tell: the interval [{_number(row['low'])}, {_number(row['high'])}] "
-            f"contains the boundary {_number(row['boundary'])} of the random maps; give more "
-            "inputs (--max-inputs) or seeds (--seeds).")
 
 
 def _verdict_cell(verdict: str, reason: str = "") -> str:
@@ -181,18 +140,17 @@ def _evidence(row: dict) -> str:
 
 def _answers(report) -> str:
     """One table per test, one row per method: the verdict on the primary metric, n, the
-    similarity and its interval, and what it means."""
-    primary = _primary(report)
-    rows = report.verdicts[report.verdicts.metric == primary].to_dict("records")
+    similarity and its interval, and what it means (:meth:`CheckReport.answers`)."""
+    rows = report.answers()
     tests = list(dict.fromkeys(r["test"] for r in rows))
-    metric = METRIC_LABELS.get(primary, primary)
+    metric = METRIC_LABELS.get(rows[0]["metric"], rows[0]["metric"]) if rows else ""
     tables = []
     for test in tests:
         body = "".join(
             f"<tr><td class='text'><b>{_e(LABELS.get(r['method'], r['method']))}</b></td>"
             f"{_verdict_cell(r['verdict'], r['reason'])}<td>{_evidence(r)}</td>"
             f"<td>{_interval(r['mean'], r['low'], r['high'])}</td>"
-            f"<td class='text'>{_e(_meaning(r, report))}</td></tr>"
+            f"<td class='text'>{_e(r['answer'])}</td></tr>"
             for r in rows if r["test"] == test)
         caption = f"<caption>{_e(_test_title(test))}</caption>" if len(tests) > 1 else ""
         tables.append(
@@ -254,7 +212,7 @@ def _grid_figures(report) -> list[tuple[str, str]]:
     fig = _scaled(mask_grid(ends, list(ends), report.methods, report.image, labels=LABELS), 1.6)
     caption = ("The first input (left) and each method's map of it (absolute values, one row "
                "per method): under the trained model, then "
-               f"{_change(report, report.verdicts.test.iloc[0])}. A method that passes shows a "
+               f"{change_words(report.verdicts.test.iloc[0], report.steps[-1])}. A method that passes shows a "
                "different map in the last column; one that fails shows nearly the same map twice.")
     figures = [(caption, _png(fig))]
     for mode in ("absolute", "signed"):
@@ -321,7 +279,8 @@ def render(report) -> str:
                       for caption, data in _figures(report))
     meanings = "".join(f"<li><b>{_e(v)}</b> ({_e(_WORDS[v])}): {_e(m)}</li>"
                        for v, m in VERDICT_MEANING.items())
-    primary = METRIC_LABELS.get(_primary(report), _primary(report))
+    answers = report.answers()
+    primary = METRIC_LABELS.get(answers[0]["metric"], "") if answers else ""
     name = label(report.model)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from sanitylib.checker.html import render, write_report
-from sanitylib.checker.verdicts import ANSWERS, PRIMARY_METRIC, VERDICT_MEANING, read_verdicts
+from sanitylib.checker.verdicts import (
+    PRIMARY_METRIC,
+    VERDICT_MEANING,
+    answer,
+    change_words,
+    read_verdicts,
+)
 from sanitylib.experiments.parameter_randomization import PAPER_FINDINGS, against_random
 from sanitylib.experiments.runner import (
     DEFAULT_METRICS,
@@ -85,8 +91,9 @@ class CheckReport:
         rows = self.verdicts[self.verdicts.metric == primary]
         return [{"test": r["test"], "method": r["method"], "metric": primary,
                  "verdict": r["verdict"], "mean": r["mean"], "low": r["low"], "high": r["high"],
-                 "n": int(r["n"]), "n_seeds": int(r["n_seeds"]),
-                 "answer": ANSWERS[r["verdict"]].format(n=int(r["n"]))}
+                 "n": int(r["n"]), "n_seeds": int(r["n_seeds"]), "boundary": r["boundary"],
+                 "reason": r["reason"],
+                 "answer": answer(r, change_words(r["test"], self.steps[-1]))}
                 for r in rows.to_dict("records")]
 
     def to_html(self, path: str | Path) -> Path:

@@ -3,11 +3,15 @@ report (one line per verdict, one answer per method)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import pandas as pd
 
 from sanitylib.experiments.claims import similarity_reading
 
-__all__ = ["ANSWERS", "PRIMARY_METRIC", "VERDICT_MEANING", "read_verdicts"]
+__all__ = ["PRIMARY_METRIC", "VERDICT_MEANING", "answer", "change_words", "number_text",
+           "read_verdicts"]
 
 #: What each verdict means, for the report.
 VERDICT_MEANING = {
@@ -25,14 +29,42 @@ VERDICT_MEANING = {
 
 #: The metric of the one-line answers (the paper's main metric).
 PRIMARY_METRIC = "spearman_abs"
-#: The one-line answer per verdict.
-ANSWERS = {
-    "like random maps": "passes: once the test has changed the model, its maps are no more like "
-                        "the trained model's than random maps, so they depend on what changed",
-    "still similar": "fails: its maps stay similar to the trained model's after the change, so "
-                     "they do not show what the model learned",
-    "inconclusive": "cannot tell from {n} inputs: give more inputs (--max-inputs) or seeds",
-}
+def number_text(value: float | None) -> str:
+    """``value`` with two decimals as the report shows it: "—" when undefined, never "-0.00"."""
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value + 0.0:.2f}" if round(value, 2) != 0 else "0.00"
+
+
+def change_words(test: str, last_step: str) -> str:
+    """What ``test`` changed by its last step, in words."""
+    if test == "data randomization":
+        return "in the second model (--compare-with)"
+    if test.endswith("independent"):
+        return f"with block {last_step} alone re-initialized (the last step)"
+    return "with every block re-initialized (the last step)"
+
+
+def answer(row: Mapping[str, object], change: str) -> str:
+    """One sentence: what a method's verdict on the primary metric means, with its numbers
+    (``row``: verdict, mean, low, high, n, boundary) and, when the run cannot tell, what to add."""
+    mean, boundary, n = float(row["mean"]), float(row["boundary"]), int(row["n"])
+    if row["verdict"] == "like random maps":
+        return (f"Passes: {change} its maps are no more like the trained model's "
+                f"({number_text(mean)}) than two unrelated random maps (boundary "
+                f"{number_text(boundary)}), so they depend on what was changed.")
+    if row["verdict"] == "still similar":
+        return (f"Fails: {change} its maps stay similar to the trained model's "
+                f"({number_text(mean)}, beyond the random maps' boundary {number_text(boundary)}), so "
+                "they do not show what the changed weights had learned.")
+    if n < 3:
+        return (f"Cannot tell from {n} input{'s' * (n != 1)}: at least 3 are needed; give more "
+                "inputs (--max-inputs).")
+    if math.isnan(mean):
+        return "Cannot tell: no defined similarity (constant maps); try other inputs."
+    return (f"Cannot tell: the interval [{number_text(float(row['low']))}, "
+            f"{number_text(float(row['high']))}] contains the boundary {number_text(boundary)} of the "
+            "random maps; give more inputs (--max-inputs) or seeds (--seeds).")
 
 
 def read_verdicts(verdicts: pd.DataFrame) -> pd.DataFrame:

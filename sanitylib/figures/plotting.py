@@ -92,8 +92,10 @@ def _random_band(ax, baseline, metric: str) -> None:
 
 def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequence[str],
                       steps: Sequence[str], labels: dict[str, str] | None = None,
-                      metric_labels: dict[str, str] | None = None) -> Figure:
-    """Similarity to the original maps against randomization step, one panel per metric.
+                      metric_labels: dict[str, str] | None = None,
+                      ylabel: str = "similarity to\noriginal maps") -> Figure:
+    """Similarity to the original maps (``ylabel``) against randomization step, one panel per
+    metric.
 
     ``summary``: rows of (method, metric, block, mean, low, high); ``baseline``: rows of
     (metric, mean, low, high), drawn as a grey band (two unrelated random maps). Panels go two
@@ -123,7 +125,7 @@ def similarity_curves(summary, baseline, metrics: Sequence[str], methods: Sequen
         ax.set_ylim(-0.3, 1.05)
         ax.axhline(0, color="0.5", lw=0.5)
     for row in axes:
-        row[0].set_ylabel("similarity to\noriginal maps")
+        row[0].set_ylabel(ylabel)
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=3, frameon=False)
     return fig
