@@ -10,7 +10,6 @@ from sanitylib.experiments.after_the_paper import (
     book_tests,
     final_scores,
     followup_summary,
-    recommendation,
     recommendation_table,
     scaled_summary,
 )
@@ -62,16 +61,6 @@ def test_book_tests_read_the_chapters_results_and_leave_out_missing_ones(tmp_pat
                                                              "gradient", 0.1, 0.0)
     assert np.isnan(row.ceiling)  # the ceiling comes from the perturbation ceiling later
     assert book_tests(root=tmp_path / "nothing").empty
-
-
-def test_the_recommendation_names_who_passes_and_who_fails():
-    table = pd.DataFrame({"parameter_randomization": [0.9, 0.1], "random_logit": [0.95, 0.05],
-                          "emprt": [0.3, -0.1]}, index=["gradient", "gradient_x_input"])
-    text = recommendation(table, 8, 2)
-    assert "this chapter's columns: 8 images × 2 seeds" in text
-    assert "every scaled test it ran (above 0.8 of the way from the failing reference to the " \
-           "sound one): Gradient." in text
-    assert "Failing at least two (below 0.2): Gradient ⊙ Input." in text
 
 
 def test_recommendation_table_turns_the_book_tests_onto_the_scale():

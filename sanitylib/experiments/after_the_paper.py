@@ -5,7 +5,9 @@ The tests themselves are :mod:`sanitylib.experiments.followups` (Hedström et al
 al. 2020, Kindermans et al. 2017) with Binder et al.'s (2023) controls
 (:mod:`sanitylib.experiments.followup_suite`); the ceiling and the scale are
 :mod:`sanitylib.experiments.ceiling`. This module summarizes the tidy scores, places them on the
-scale, and gathers every test of the book into one table, read from ``results/``.
+scale, and gathers every test of the book into one table, read from ``results/``; the
+recommendation drawn from sanity, correctness and faithfulness together is
+:mod:`sanitylib.experiments.recommendation`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ import pandas as pd
 import torch
 
 from sanitylib.data.images import load_dataset
-from sanitylib.experiments.ceiling import CUTOFFS, place
-from sanitylib.experiments.claims import (
-    describe_n,
-)
+from sanitylib.experiments.ceiling import place
 from sanitylib.experiments.followups import TESTS
 from sanitylib.experiments.imagenet import load_networks
 from sanitylib.experiments.parameter_randomization import (
@@ -42,7 +41,6 @@ __all__ = [
     "final_scores",
     "followup_summary",
     "load_subjects",
-    "recommendation",
     "recommendation_table",
     "scaled_summary",
 ]
@@ -201,30 +199,6 @@ def recommendation_table(book: pd.DataFrame, scaled: pd.DataFrame, summary: pd.D
         if method in table.index:
             table.loc[method, test] = value
     return table
-
-
-def recommendation(table: pd.DataFrame, n_images: int, n_seeds: int,
-                   labels: Mapping[str, str] = LABELS) -> str:
-    """A short recommendation drawn from :func:`recommendation_table`'s point estimates: the
-    methods above the upper cut-off (:data:`~sanitylib.experiments.ceiling.CUTOFFS`) on every
-    scaled test they ran, those below the lower one on at least two, and the rest; with the n
-    behind this chapter's columns (``n_images`` inputs × ``n_seeds`` seeds)."""
-    scaled = table.drop(columns=[c for c in ("emprt", "infidelity") if c in table])
-    low, high = CUTOFFS
-    ran = scaled.notna().sum(axis=1)
-    passes = [m for m in scaled.index if ran[m] and (scaled.loc[m].dropna() > high).all()]
-    fails = [m for m in scaled.index if (scaled.loc[m].dropna() < low).sum() >= 2]
-    mixed = [m for m in scaled.index if ran[m] and m not in passes and m not in fails]
-    name = lambda ms: ", ".join(labels.get(m, m) for m in ms) or "none"
-    best = scaled.mean(axis=1).sort_values(ascending=False).dropna()
-    return (f"From the table's point estimates, without their intervals (this chapter's columns: "
-            f"{describe_n(n_images, n_seeds)}; the other chapters' columns: their own runs, "
-            f"whose claims give their n). Passing every scaled test it ran (above {high:.1f} of "
-            f"the way from the failing reference to the sound one): {name(passes)}. Failing at "
-            f"least two (below {low:.1f}): {name(fails)}. In between: {name(mixed)}. Ranked by "
-            f"the mean of their scaled tests: "
-            + ", ".join(f"{labels.get(m, m)} {v:.2f}" for m, v in best.items())
-            + ". The claims below decide each test with its interval.")
 
 
 def emprt_reading(summary: pd.DataFrame, labels: Mapping[str, str] = LABELS,

@@ -60,7 +60,9 @@ MODEL_LABELS = {"cnn": "CNN", "mlp": "MLP", "cnn_bn": "CNN + batch norm",
                 "resnet_bn": "ResNet (ReLU)", "resnet_bn_relu6": "ResNet (ReLU6)",
                 "vit": "ViT (ReLU MLP)", **NETWORK_LABELS}
 #: How the claims name the book's datasets.
-DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sst2": "SST-2"}
+DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sst2": "SST-2",
+                  "patch": "planted patch", "patch_control": "patch control",
+                  "block": "BlockMNIST"}
 #: What a source can expect of a statistic: that it lies above or below the boundary.
 SIDES = ("above", "below")
 
