@@ -23,11 +23,15 @@ from sanitylib.data.planted import (
 )
 from sanitylib.experiments.claims import claims_frame, write_claims
 from sanitylib.experiments.ground_truth import (
+    accuracy_rows,
     control_claims,
+    control_reading,
     correctness_claims,
     deletion_scores,
     faithfulness_claims,
+    localization_scores,
     localization_summary,
+    planted_models,
 )
 from sanitylib.experiments.recommendation import (
     criterion_readings,
@@ -99,6 +103,34 @@ def test_bad_constructions_are_refused_with_the_choices(base):
         planted_dataset(base, "stripes")
     with pytest.raises(ValueError, match="no uninformative control"):
         planted_dataset(base, "block", informative=False)
+
+
+def test_planted_models_are_trained_and_scored_with_the_controls(base):
+    models, data = planted_models(base, ["patch", "patch_control"], ["cnn"],
+                                  {"train_size": 40, "epochs": 1, "lr": 1e-3})
+    accuracy = accuracy_rows(models, data).set_index("dataset")
+    assert accuracy.loc["patch", "n_test"] == 20 and accuracy.loc["patch", "chance"] == 0.1
+    assert accuracy.loc["patch", "low"] <= accuracy.loc["patch", "test_accuracy"] \
+        <= accuracy.loc["patch", "high"]
+    scores, maps = localization_scores(models, data, 4, ["gradient", "gradcam"], {})
+    assert set(maps["cnn", "patch"]) == {"gradient", "gradcam", "control_random_per_model",
+                                         "control_sobel"}
+    assert len(scores) == 2 * 4 * 2 * 4  # cases x methods and controls x metrics x images
+    np.testing.assert_allclose(scores["chance"], PATCH * PATCH / 784)
+    np.testing.assert_allclose(scores["scaled"],
+                               (scores["value"] - scores["chance"]) / (1 - scores["chance"]))
+    with pytest.raises(ValueError, match="valid choices: patch, patch_control, block"):
+        planted_models(base, ["stripes"], ["cnn"], {})
+
+
+def test_a_control_is_placed_among_the_methods():
+    summary = pd.DataFrame({"dataset": ["patch"] * 3, "method": ["a", "b", "control_sobel"],
+                            "mean": [0.5, 0.0, 0.2], "low": [0.4, -0.1, 0.15],
+                            "high": [0.6, 0.1, 0.25], "n": [8, 8, 8]})
+    text = control_reading(summary, "control_sobel", {"control_sobel": "Sobel"})
+    assert "**planted patch**: Sobel 0.20 [0.15, 0.25] (8 images); of 2 methods, 1 lie above it " \
+           "and 1 below" in text
+    assert control_reading(summary[summary.method != "control_sobel"], "control_sobel", {}) == ""
 
 
 # --- localization ----------------------------------------------------------------------------

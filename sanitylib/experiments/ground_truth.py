@@ -157,7 +157,7 @@ def control_claims(scores: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFr
     summary = interval_summary(both.assign(dataset="patch"), ["model", "dataset", "method"])
     return threshold_claims(
         summary, threshold=0.0, expected="above", chapter=CHAPTER,
-        test="Uninformative-patch control", source="issue: planted evidence with a control",
+        test="Uninformative-patch control", source="Kim et al. 2022 (SMERF: a feature the label ignores)",
         statement="{model}: {method} puts more relevance on the patch when the patch decides the "
                   "label than when it carries no label information",
         statistic="paired difference in relevance mass accuracy, planted − control model",
@@ -168,7 +168,7 @@ def deletion_scores(model: ModelUnderTest, inputs: torch.Tensor,
                     maps: Mapping[str, torch.Tensor], target: torch.Tensor,
                     random_seeds: Sequence[int], columns: Mapping[str, object],
                     region: int, fractions: Sequence[float] = FRACTIONS,
-                    baseline: float = 0.0, max_rows: int = 64
+                    baseline: float = 0.0, max_rows: int | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deletion curves (:func:`~sanitylib.methods.deletion.deletion_curves`, ``region`` ×
     ``region`` squares) of every map in ``maps`` and of random orders (one per seed, averaged:
