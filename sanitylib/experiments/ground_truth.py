@@ -12,6 +12,7 @@ claims under the book's decision rule (:mod:`sanitylib.experiments.claims`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,8 +37,8 @@ from sanitylib.methods.localization import chance, mass_accuracy, rank_accuracy
 from sanitylib.models.training import TrainConfig, TrainedModel, train
 from sanitylib.models.under_test import ModelUnderTest, model_under_test
 
-__all__ = ["CASES", "CASE_LABELS", "CHAPTER", "CONTROLS", "METRIC_LABELS", "accuracy_rows",
-           "control_claims", "control_reading", "correctness_claims", "deletion_scores", "faithfulness_claims",
+__all__ = ["CASES", "CASE_LABELS", "CHAPTER", "CONTROLS", "METRIC_LABELS", "FaithfulnessSubject", "accuracy_rows",
+           "control_claims", "control_reading", "correctness_claims", "deletion_scores", "faithfulness_claims", "faithfulness_scores",
            "localization_scores", "localization_summary", "planted_models"]
 
 CHAPTER = "13_ground_truth"
@@ -196,6 +197,35 @@ def deletion_scores(model: ModelUnderTest, inputs: torch.Tensor,
                                            "image": np.arange(n),
                                            "value": reference - curve_area(curve, fractions)}))
     return pd.concat(curve_rows, ignore_index=True), pd.concat(gain_rows, ignore_index=True)
+
+
+class FaithfulnessSubject(NamedTuple):
+    """A network for the deletion test: its inputs as it sees them, the same images in [0, 1]
+    (for the Sobel control), its methods and their settings, and the side of a deleted square."""
+
+    model: ModelUnderTest
+    inputs: torch.Tensor
+    images: torch.Tensor
+    dataset: str
+    methods: list[str]
+    options: dict[str, dict[str, object]]
+    region: int
+
+
+def faithfulness_scores(subjects: Mapping[str, FaithfulnessSubject],
+                        random_seeds: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`deletion_scores` of every network's maps of its predicted classes (the trained
+    model's, from the cache when a chapter made them with the same settings) and of the Sobel
+    control, concatenated: (curves, gains), with the network as ``model``."""
+    curves, gains = [], []
+    for name, s in subjects.items():
+        made = original_maps(s.model, s.inputs, methods_for(s.model, s.methods), s.options)
+        maps = {**made["maps"], "control_sobel": control_maps(s.model.module, s.images, "sobel")}
+        c, g = deletion_scores(s.model, s.inputs, maps, made["predictions"], random_seeds,
+                               {"model": name, "dataset": s.dataset}, s.region)
+        curves.append(c)
+        gains.append(g)
+    return pd.concat(curves, ignore_index=True), pd.concat(gains, ignore_index=True)
 
 
 def faithfulness_claims(gains: pd.DataFrame, labels: Mapping[str, str], unit: str = "image"
