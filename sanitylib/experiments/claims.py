@@ -45,7 +45,8 @@ from sanitylib.methods.similarity import lower_is_similar
 
 __all__ = ["COLUMNS", "CONFIDENCE", "DATASET_LABELS", "MAP_SETTINGS", "MIN_INDEPENDENT",
            "MODEL_LABELS", "READINGS", "SEPARATION", "UNITS", "VERDICTS", "boundary",
-           "claims_frame", "claims_table", "collect_claims", "contradictions", "count_verdicts",
+           "claims_frame", "claims_table", "collect_claims", "concat_claims", "contradictions",
+           "count_verdicts",
            "decide", "describe", "describe_n", "interval_summary", "method_setting", "outcome",
            "setting", "similarity_claims", "similarity_reading", "threshold_claims",
            "verdict_list", "without_map_settings", "write_claims"]
@@ -291,12 +292,17 @@ def threshold_claims(summary: pd.DataFrame, *, threshold: float | str, expected:
     return claims_frame(records)
 
 
+def concat_claims(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Several claims tables as one, empty ones left out (an empty table when all are)."""
+    parts = [c for c in parts if len(c)]
+    return claims_frame(pd.concat(parts, ignore_index=True) if parts else [])
+
+
 def write_claims(claims: pd.DataFrame | Sequence[pd.DataFrame], folder: str) -> None:
     """Write a chapter's claims as its results table ``<folder>/claims``
     (:func:`sanitylib.experiments.tables.write_result`)."""
     if not isinstance(claims, pd.DataFrame):
-        claims = pd.concat([c for c in claims if len(c)], ignore_index=True) \
-            if any(len(c) for c in claims) else claims_frame([])
+        claims = concat_claims(claims)
     write_result(claims_frame(claims), f"{folder}/claims")
 
 

@@ -21,7 +21,12 @@ import torch
 from sanitylib.data.images import ImageDataset
 from sanitylib.data.planted import PlantedDataset, planted_dataset
 from sanitylib.experiments.ceiling import CUTOFFS
-from sanitylib.experiments.claims import DATASET_LABELS, claims_frame, threshold_claims
+from sanitylib.experiments.claims import (
+    DATASET_LABELS,
+    claims_frame,
+    concat_claims,
+    threshold_claims,
+)
 from sanitylib.experiments.followup_suite import control_maps
 from sanitylib.experiments.intervals import interval_summary, wilson
 from sanitylib.experiments.parameter_randomization import methods_for
@@ -141,7 +146,7 @@ def correctness_claims(summary: pd.DataFrame, labels: Mapping[str, str]) -> pd.D
                       "of the way from chance to all of it)",
             statistic=f"{METRIC_LABELS[metric]}, 0 = chance (mask area), 1 = all on the mask",
             labels=labels, expectation=f"above {CUTOFFS[0]:g}"))
-    return _concat(parts)
+    return concat_claims(parts)
 
 
 def control_claims(scores: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
@@ -267,8 +272,3 @@ def control_reading(summary: pd.DataFrame, control: str, labels: Mapping[str, st
         return ""
     return (f"A map that knows nothing of the model, against the methods ({what}):\n"
             + "\n".join(lines))
-
-
-def _concat(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else claims_frame([])

@@ -10,13 +10,11 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from sanitylib.figures.plotting import DASHES, MARKERS
 from sanitylib.figures.style import PAGE_WIDTH, color_for, image_array, page_size
 from sanitylib.methods.similarity import normalize_absolute
 
 __all__ = ["deletion_figure", "planted_grid"]
-
-_LINES = ("-", "--", "-.", ":")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 
 
 def planted_grid(images: torch.Tensor, masks: torch.Tensor, maps: Mapping[str, torch.Tensor],
@@ -29,7 +27,7 @@ def planted_grid(images: torch.Tensor, masks: torch.Tensor, maps: Mapping[str, t
     fig, axes = plt.subplots(rows, n_show, squeeze=False, layout="constrained",
                              figsize=(1.6 + side * n_show, side * rows + 0.2),
                              gridspec_kw={"wspace": 0.02, "hspace": 0.02})
-    outline = masks[:n_show, 0].float().numpy()
+    outline = masks[:n_show, 0].float().cpu().numpy()
     for c in range(n_show):
         axes[0, c].imshow(image_array(images[c]), cmap="gray", vmin=0, vmax=1)
         for r, method in enumerate(methods, start=1):
@@ -56,8 +54,8 @@ def deletion_figure(curves: pd.DataFrame, methods: Sequence[str], labels: Mappin
         mean = curves[curves.model == model].groupby(["method", "fraction"])["value"].mean()
         for i, method in enumerate([m for m in methods if m in mean.index.get_level_values(0)]):
             ax.plot(mean[method].index * 100, mean[method].to_numpy(),
-                    color=color_for(methods, method), ls=_LINES[i % len(_LINES)],
-                    marker=_MARKERS[i % len(_MARKERS)], ms=3, lw=1, label=labels.get(method, method))
+                    color=color_for(methods, method), ls=DASHES[i % len(DASHES)],
+                    marker=MARKERS[i % len(MARKERS)], ms=3, lw=1, label=labels.get(method, method))
         if "random" in mean.index.get_level_values(0):
             ax.plot(mean["random"].index * 100, mean["random"].to_numpy(), color="black", lw=2,
                     label="random order")

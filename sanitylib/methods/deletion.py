@@ -104,9 +104,9 @@ def deletion_curves(model: ModelUnderTest | nn.Module, inputs: torch.Tensor, ord
     with explaining(module):
         probability = torch.cat([
             module(perturbed[i:i + max_rows].to(device)).softmax(dim=1)
-            [torch.arange(len(perturbed[i:i + max_rows])), target[rows[i:i + max_rows]].to(device)]
-            .cpu() for i in range(0, len(perturbed), max_rows)])
-    curves = probability.view(n, len(counts)).double().numpy()
+            .gather(1, target[rows[i:i + max_rows]].to(device)[:, None])[:, 0].cpu()
+            for i in range(0, len(perturbed), max_rows)])
+    curves = probability.view(n, len(counts)).double().cpu().numpy()
     curves[(order < 0).any(axis=1)] = np.nan
     return curves
 

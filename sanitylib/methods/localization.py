@@ -33,16 +33,21 @@ LOCALIZATION_METRICS = {"mass_accuracy": "relevance mass accuracy (Arras et al. 
                         "rank_accuracy": "relevance rank accuracy (Arras et al. 2022)"}
 
 
+def _mask_rows(masks: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Each mask as one boolean row, (B, H·W)."""
+    mask = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
+    return mask.reshape(len(mask), -1).astype(bool)
+
+
 def _flat(maps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-image relevance and mask rows, and which rows are defined (a non-constant map and a
     non-empty mask)."""
     relevance = magnitude(maps)
-    mask = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
-    if mask.shape[0] != relevance.shape[0] or mask.shape[-2:] != relevance.shape[-2:]:
-        raise ValueError(f"masks {mask.shape} do not match maps {relevance.shape}")
+    mask = _mask_rows(masks)
+    if mask.shape[0] != relevance.shape[0] or mask.shape[1] != np.prod(relevance.shape[-2:]):
+        raise ValueError(f"masks {tuple(masks.shape)} do not match maps {relevance.shape}")
     relevance = relevance.reshape(len(relevance), -1)
-    mask = mask.reshape(len(mask), -1).astype(bool)
     defined = (np.ptp(relevance, axis=1) > 0) & mask.any(axis=1) & np.isfinite(relevance).all(1)
     return relevance, mask, defined
 
@@ -50,8 +55,7 @@ def _flat(maps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray
 def chance(masks: torch.Tensor | np.ndarray) -> np.ndarray:
     """Each mask's area as a share of the image: what a map unrelated to the mask scores on
     average under either metric."""
-    mask = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
-    return mask.reshape(len(mask), -1).astype(bool).mean(axis=1)
+    return _mask_rows(masks).mean(axis=1)
 
 
 def mass_accuracy(maps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray
